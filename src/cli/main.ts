@@ -1,0 +1,31 @@
+#!/usr/bin/env node
+/**
+ * The `rocketbridge` command. Each sub-command lives in its own module and is registered here.
+ */
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { commands } from './commands.js';
+
+const cli = yargs(hideBin(process.argv))
+  .scriptName('rocketbridge')
+  .usage('$0 <command> [options]')
+  .strict()
+  .demandCommand(1, 'Name a command; see --help.')
+  .recommendCommands()
+  .help()
+  .alias('help', 'h')
+  .version()
+  .wrap(Math.min(120, process.stdout.columns || 100))
+  .fail((message, error, y) => {
+    if (error) {
+      console.error(`rocketbridge: ${error.message}`);
+    } else {
+      console.error(y.help().toString());
+      console.error(`\nrocketbridge: ${message}`);
+    }
+    process.exit(2);
+  });
+
+for (const command of commands) cli.command(command);
+
+await cli.parseAsync();
