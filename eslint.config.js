@@ -15,7 +15,7 @@ export default tseslint.config(
   },
   {
     // Benchmarks and the CLI print their results for a person to read.
-    files: ['bench/**', 'src/cli/**', 'examples/**', 'test/helpers/**'],
+    files: ['bench/**', 'src/cli/**', 'examples/**', 'test/helpers/**', 'scripts/**'],
     rules: { 'no-console': 'off' },
   },
 );
