@@ -21,6 +21,7 @@ export const ErrorCode = {
   TopicNotExist: 'RB_ERR_TOPIC_NOT_EXIST',
   NoRoute: 'RB_ERR_NO_ROUTE',
   ClientState: 'RB_ERR_CLIENT_STATE',
+  RequestHeaderInvalid: 'RB_ERR_REQUEST_HEADER_INVALID',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

@@ -1,0 +1,257 @@
+/**
+ * One remoting TCP connection, used by both the server (one per accepted socket) and the client
+ * (one per broker/NameServer address). Owns framing on the socket, write coalescing, requests in
+ * flight matched by opaque, idle and write-buffer limits, and the named reason the connection ended.
+ * What a request means is left to the ProcessorRegistry it is given.
+ */
+import type { Socket } from 'node:net';
+import { ErrorCode, RbError } from '../common/errors.js';
+import { formatHostAddress, normalizeHost } from '../common/host-address.js';
+import type { Logger } from '../common/logger.js';
+import type { ProcessorRegistry, RemotingChannel } from './channel.js';
+import { CloseReason } from './close-reason.js';
+import { isResponse, markOneway, type RemotingCommand } from './command.js';
+import { encodeCommandParts, FrameDecoder, FrameError, FrameErrorReason } from './frame-codec.js';
+
+/** The write buffer a peer may leave unread before we drop it (it is not reading its responses). */
+export const DEFAULT_MAX_WRITE_BUFFER_BYTES = 64 * 1024 * 1024;
+
+export interface TcpChannelOptions {
+  socket: Socket;
+  /** Handles requests the peer sends us. */
+  registry: ProcessorRegistry;
+  maxFrameBytes: number;
+  /** Close after this long without reads or writes; 0 disables. */
+  idleTimeoutMs: number;
+  maxWriteBufferBytes?: number;
+  /** The reason recorded when the peer ends the connection (client closed / server closed). */
+  peerClosedReason: string;
+  log: Logger;
+}
+
+interface PendingInvoke {
+  resolve: (response: RemotingCommand) => void;
+  reject: (err: Error) => void;
+  timer: NodeJS.Timeout;
+}
+
+let nextChannelNumber = 1;
+
+function socketAddress(host: string | undefined, port: number | undefined): string {
+  if (host === undefined || port === undefined) return 'unknown:0';
+  return formatHostAddress({ host: normalizeHost(host), port });
+}
+
+/** A RemotingChannel over a net.Socket. */
+export class TcpChannel implements RemotingChannel {
+  readonly id: string;
+  readonly remoteAddress: string;
+  /** Our end of the connection as "ip:port" (for a server, the address the peer reached). */
+  readonly localAddress: string;
+  private readonly socket: Socket;
+  private readonly registry: ProcessorRegistry;
+  private readonly decoder: FrameDecoder;
+  private readonly maxWriteBufferBytes: number;
+  private readonly peerClosedReason: string;
+  private readonly log: Logger;
+  private readonly pending = new Map<number, PendingInvoke>();
+  private readonly closeListeners: Array<() => void> = [];
+  private corked = false;
+  private reason: string | undefined;
+  private finished = false;
+
+  constructor(options: TcpChannelOptions) {
+    this.socket = options.socket;
+    this.registry = options.registry;
+    this.decoder = new FrameDecoder({ maxFrameBytes: options.maxFrameBytes });
+    this.maxWriteBufferBytes = options.maxWriteBufferBytes ?? DEFAULT_MAX_WRITE_BUFFER_BYTES;
+    this.peerClosedReason = options.peerClosedReason;
+    this.remoteAddress = socketAddress(this.socket.remoteAddress, this.socket.remotePort);
+    this.localAddress = socketAddress(this.socket.localAddress, this.socket.localPort);
+    this.id = `tcp-${nextChannelNumber++}-${this.remoteAddress}`;
+    this.log = options.log.child({ channel: this.id });
+
+    this.socket.setNoDelay(true);
+    if (options.idleTimeoutMs > 0) {
+      this.socket.setTimeout(options.idleTimeoutMs, () => this.close(CloseReason.Idle));
+    }
+    this.socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    this.socket.on('error', (err: NodeJS.ErrnoException) => {
+      if (this.reason === undefined) {
+        this.reason = CloseReason.SocketError;
+        this.log.debug({ err: err.code ?? err.message }, 'socket error');
+      }
+    });
+    this.socket.on('close', () => this.finish());
+    // The peer half-closed: remoting has no half-open use, so end our side too.
+    this.socket.on('end', () => {
+      if (this.reason === undefined) this.reason = this.peerClosedReason;
+      this.socket.destroy();
+    });
+    if (this.socket.destroyed) {
+      this.reason = CloseReason.SocketError;
+      queueMicrotask(() => this.finish());
+    }
+  }
+
+  get closed(): boolean {
+    return this.reason !== undefined || this.finished;
+  }
+
+  /** Why the connection ended, once it has. */
+  get closeReason(): string | undefined {
+    return this.reason;
+  }
+
+  /** Requests we sent that still wait for a response. */
+  get inflightCount(): number {
+    return this.pending.size;
+  }
+
+  invoke(request: RemotingCommand, timeoutMs: number): Promise<RemotingCommand> {
+    if (this.closed) {
+      return Promise.reject(this.closedError());
+    }
+    return new Promise<RemotingCommand>((resolve, reject) => {
+      const opaque = request.opaque;
+      const timer = setTimeout(() => {
+        this.pending.delete(opaque);
+        reject(
+          new RbError(
+            ErrorCode.RequestTimeout,
+            `request code ${request.code} to ${this.remoteAddress} timed out after ${timeoutMs} ms`,
+          ),
+        );
+      }, timeoutMs);
+      const previous = this.pending.get(opaque);
+      if (previous !== undefined) {
+        // Opaques wrap at 2^31; a collision means a very old request still waits: fail it.
+        clearTimeout(previous.timer);
+        previous.reject(new RbError(ErrorCode.RequestTimeout, `request ${opaque} superseded by a newer one`));
+      }
+      this.pending.set(opaque, { resolve, reject, timer });
+      let sent: boolean;
+      try {
+        sent = this.send(request);
+      } catch (err) {
+        clearTimeout(timer);
+        this.pending.delete(opaque);
+        reject(err instanceof Error ? err : new Error(String(err)));
+        return;
+      }
+      if (!sent) {
+        clearTimeout(timer);
+        this.pending.delete(opaque);
+        reject(this.closedError());
+      }
+    });
+  }
+
+  invokeOneway(request: RemotingCommand): void {
+    this.send(markOneway(request));
+  }
+
+  /**
+   * Writes a command. Writes made in the same tick are corked together and leave as one writev.
+   * Returns false when the channel is closed (the command is dropped); throws only if the command
+   * cannot be encoded (a header over 16 MiB).
+   */
+  send(command: RemotingCommand): boolean {
+    if (this.closed) return false;
+    const parts = encodeCommandParts(command);
+    if (!this.corked) {
+      this.corked = true;
+      this.socket.cork();
+      process.nextTick(() => {
+        this.corked = false;
+        this.socket.uncork();
+      });
+    }
+    for (const part of parts) this.socket.write(part);
+    if (this.socket.writableLength > this.maxWriteBufferBytes) {
+      this.log.warn({ bufferedBytes: this.socket.writableLength }, 'peer is not reading; closing');
+      this.close(CloseReason.SlowPeer);
+      return false;
+    }
+    return true;
+  }
+
+  onClose(listener: () => void): void {
+    if (this.finished) queueMicrotask(listener);
+    else this.closeListeners.push(listener);
+  }
+
+  close(reason: string): void {
+    if (this.reason === undefined) this.reason = reason;
+    if (!this.socket.destroyed) this.socket.destroy();
+  }
+
+  private closedError(): RbError {
+    return new RbError(
+      ErrorCode.ConnectionClosed,
+      `connection to ${this.remoteAddress} closed (${this.reason ?? this.peerClosedReason})`,
+    );
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.closed) return;
+    try {
+      this.decoder.push(chunk, (command) => this.onCommand(command));
+    } catch (err) {
+      if (!(err instanceof FrameError)) throw err;
+      const reason = err.reason === FrameErrorReason.FrameTooLarge ? CloseReason.FrameTooLarge : CloseReason.ParseError;
+      this.log.warn(
+        { peer: this.remoteAddress, reason, detail: err.message },
+        'bad remoting frame; closing connection',
+      );
+      this.close(reason);
+    }
+  }
+
+  private onCommand(command: RemotingCommand): void {
+    if (this.closed) return;
+    if (isResponse(command)) {
+      const waiting = this.pending.get(command.opaque);
+      if (waiting === undefined) {
+        this.log.debug({ opaque: command.opaque, code: command.code }, 'response for no pending request (late?)');
+        return;
+      }
+      this.pending.delete(command.opaque);
+      clearTimeout(waiting.timer);
+      waiting.resolve(command);
+      return;
+    }
+    // Each request runs on its own: a slow one (a long-polling pull) never delays the next.
+    this.registry.dispatch(command, this).then(
+      (response) => {
+        if (response === undefined) return;
+        try {
+          this.send(response);
+        } catch (err) {
+          this.log.error({ err, code: command.code }, 'response could not be encoded');
+        }
+      },
+      (err: unknown) => this.log.error({ err, code: command.code }, 'request dispatch failed'),
+    );
+  }
+
+  private finish(): void {
+    if (this.finished) return;
+    this.finished = true;
+    if (this.reason === undefined) this.reason = this.peerClosedReason;
+    this.log.debug({ peer: this.remoteAddress, reason: this.reason }, 'connection closed');
+    const error = this.closedError();
+    for (const waiting of this.pending.values()) {
+      clearTimeout(waiting.timer);
+      waiting.reject(error);
+    }
+    this.pending.clear();
+    for (const listener of this.closeListeners.splice(0)) {
+      try {
+        listener();
+      } catch (err) {
+        this.log.error({ err }, 'close listener failed');
+      }
+    }
+  }
+}
