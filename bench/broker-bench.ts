@@ -1,0 +1,491 @@
+/**
+ * Broker benchmark (issue 3): 1 KiB messages over real TCP on 127.0.0.1 through our Producer and
+ * PushConsumer against a NameServer and a broker, by default in a child process (so on 2 cores the
+ * servers get one core and the clients the other; --in-process runs everything in this process).
+ * Scenarios: single sends with 64 in flight; batches of 32 (Producer.sendBatch) with 4 batches in
+ * flight; a push consumer consuming while the producer sends (consume rate vs produce rate,
+ * end-to-end latency from the send call to the handler, loss and duplicates). The baseline, measured
+ * in the same run, is the storage engine's own append rate (DefaultMessageStore.putMessage of the
+ * same messages, 64 in flight, async flush), so the ratio shows what the protocol costs.
+ *
+ * Options: --messages N (per scenario, default 200000), --seconds S (cap per scenario, default 50),
+ * --in-process, --server-cpu-prof DIR (the child writes a V8 CPU profile into DIR).
+ */
+import './bench-env.js';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { extname, join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import type { Message } from '../src/engine/common/message.js';
+import { Producer } from '../src/engine/client/producer.js';
+import { PushConsumer } from '../src/engine/client/push-consumer.js';
+import { defaultMessageStoreConfig } from '../src/engine/store/api.js';
+import { DefaultMessageStore } from '../src/engine/store/message-store.js';
+import { type Measurement, printTable, progress, summarize } from './bench-util.js';
+import { startBenchServers } from './broker-bench-cluster.js';
+
+function argument(name: string, fallback: number): number {
+  const at = process.argv.indexOf(`--${name}`);
+  const value = at >= 0 ? Number(process.argv[at + 1]) : fallback;
+  if (!Number.isFinite(value) || value <= 0) throw new Error(`--${name} must be a positive number`);
+  return value;
+}
+function stringArgument(name: string): string | undefined {
+  const at = process.argv.indexOf(`--${name}`);
+  return at >= 0 ? process.argv[at + 1] : undefined;
+}
+
+const totalMessages = Math.floor(argument('messages', 200_000));
+const capSeconds = argument('seconds', 50);
+const inProcess = process.argv.includes('--in-process');
+const serverCpuProfDir = stringArgument('server-cpu-prof');
+
+const BODY_BYTES = 1024;
+const SENDS_IN_FLIGHT = 64;
+const BATCH_SIZE = 32;
+const BATCHES_IN_FLIGHT = 4;
+const WARMUP_MESSAGES = 2000;
+/** Marks warm-up messages in the consume scenario (a real sequence number never gets this high). */
+const WARMUP_SEQUENCE = 0xffffffff;
+const TARGET_SINGLE_PER_SEC = 50_000;
+const TARGET_BATCH_PER_SEC = 200_000;
+
+/** A 1 KiB body whose first 4 bytes carry the sequence number. */
+function bodyFor(sequence: number): Buffer {
+  const body = Buffer.alloc(BODY_BYTES, sequence % 251);
+  body.writeUInt32BE(sequence, 0);
+  return body;
+}
+
+function messageFor(topic: string, sequence: number): Message {
+  return { topic, body: bodyFor(sequence), tags: 'TagA' };
+}
+
+interface Servers {
+  namesrv: string;
+  broker: string;
+  where: string;
+  /** CPU time the servers' process has used so far (0 in process: it is ours). */
+  cpuMs(): Promise<number>;
+  stop(): Promise<void>;
+}
+
+/** Line reader over the child's stdout: resolves waiters by line prefix. */
+function childLines(child: ChildProcess): (prefix: string, timeoutMs: number) => Promise<string> {
+  const waiters: { prefix: string; resolve: (line: string) => void }[] = [];
+  const buffered: string[] = [];
+  const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
+  lines.on('line', (line) => {
+    const at = waiters.findIndex((waiter) => line.startsWith(waiter.prefix));
+    if (at >= 0) waiters.splice(at, 1)[0]?.resolve(line);
+    else if (/^(READY|CPU|STOPPED)/.test(line)) buffered.push(line);
+    else console.log(`[server] ${line}`);
+  });
+  return (prefix, timeoutMs) => {
+    const earlier = buffered.findIndex((line) => line.startsWith(prefix));
+    if (earlier >= 0) return Promise.resolve(buffered.splice(earlier, 1)[0] as string);
+    return new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`server child: no ${prefix} within ${timeoutMs} ms`)), timeoutMs);
+      const onExit = (): void => reject(new Error(`server child exited before ${prefix}`));
+      child.once('exit', onExit);
+      waiters.push({
+        prefix,
+        resolve: (line) => {
+          clearTimeout(timer);
+          child.off('exit', onExit);
+          resolve(line);
+        },
+      });
+    });
+  };
+}
+
+async function startChildServers(): Promise<Servers> {
+  // Same extension as this file: .ts under tsx, .js once compiled to dist/.
+  const childPath = fileURLToPath(
+    new URL(`./broker-bench-child${extname(fileURLToPath(import.meta.url))}`, import.meta.url),
+  );
+  const profile = serverCpuProfDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', serverCpuProfDir];
+  const child = spawn(process.execPath, [...process.execArgv, ...profile, childPath], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  const nextLine = childLines(child);
+  const ready = JSON.parse((await nextLine('READY ', 30_000)).slice('READY '.length)) as {
+    namesrv: string;
+    broker: string;
+  };
+  return {
+    ...ready,
+    where: `servers in a child process (pid ${child.pid})`,
+    async cpuMs() {
+      child.stdin?.write('cpu\n');
+      const usage = JSON.parse((await nextLine('CPU ', 10_000)).slice('CPU '.length)) as {
+        userMs: number;
+        systemMs: number;
+      };
+      return usage.userMs + usage.systemMs;
+    },
+    async stop() {
+      child.stdin?.write('stop\n');
+      await nextLine('STOPPED', 30_000).catch(() => child.kill('SIGKILL'));
+      if (child.exitCode === null) await new Promise((resolve) => child.once('exit', resolve));
+    },
+  };
+}
+
+async function startInProcessServers(): Promise<Servers> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'rb-bench-broker-'));
+  const servers = await startBenchServers(dataDir);
+  return {
+    namesrv: servers.namesrv,
+    broker: servers.broker,
+    where: 'servers in the benchmark process',
+    cpuMs: () => Promise.resolve(0),
+    async stop() {
+      await servers.stop();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+function clientCpuMs(): number {
+  const usage = process.cpuUsage();
+  return (usage.user + usage.system) / 1000;
+}
+
+interface ScenarioResult {
+  measurement: Measurement;
+  failures: number;
+  clientCpuMs: number;
+  serverCpuMs: number;
+}
+
+/**
+ * Runs `workers` loops that each call `operation` until `count` operations have been started or the
+ * time cap is reached. `operation` returns how many messages it carried.
+ */
+async function closedLoop(
+  label: string,
+  count: number,
+  workers: number,
+  operation: (index: number) => Promise<number>,
+): Promise<{ messages: number; seconds: number; latenciesMs: number[]; failures: number }> {
+  const latenciesMs: number[] = [];
+  let next = 0;
+  let messages = 0;
+  let failures = 0;
+  let firstError: unknown;
+  const startMs = performance.now();
+  const deadlineMs = startMs + capSeconds * 1000;
+  const progressEvery = Math.max(1, Math.floor(count / 50));
+  async function worker(): Promise<void> {
+    while (next < count && performance.now() < deadlineMs) {
+      const index = next++;
+      const opStartMs = performance.now();
+      try {
+        // Not `messages += await ...`: that would read `messages` before the await and lose updates.
+        const carried = await operation(index);
+        messages += carried;
+        latenciesMs.push(performance.now() - opStartMs);
+      } catch (err) {
+        failures++;
+        firstError ??= err;
+      }
+      if (index % progressEvery === 0) progress(label, index, count);
+    }
+  }
+  await Promise.all(Array.from({ length: workers }, worker));
+  progress(label, count, count);
+  if (firstError !== undefined) console.error(`${label}: ${failures} failed operations; first:`, firstError);
+  return { messages, seconds: (performance.now() - startMs) / 1000, latenciesMs, failures };
+}
+
+async function measured<T>(servers: Servers, run: () => Promise<T>): Promise<T & { cpu: [number, number] }> {
+  const client0 = clientCpuMs();
+  const server0 = await servers.cpuMs();
+  const result = await run();
+  const server1 = await servers.cpuMs();
+  return { ...result, cpu: [clientCpuMs() - client0, server1 - server0] };
+}
+
+/** Baseline: the store's own append rate for the same messages, 64 appenders, async flush. */
+async function storeBaseline(): Promise<ScenarioResult> {
+  const dir = mkdtempSync(join(tmpdir(), 'rb-bench-baseline-'));
+  const store = new DefaultMessageStore({
+    ...defaultMessageStoreConfig,
+    storePath: dir,
+    flushPolicy: 'async',
+    retentionCheckIntervalMs: 0,
+  });
+  await store.start();
+  try {
+    const bornHost = { host: '127.0.0.1', port: 50000 };
+    const put = async (sequence: number): Promise<number> => {
+      const result = await store.putMessage({
+        topic: 'BenchBaseline',
+        queueId: sequence % 4,
+        flag: 0,
+        body: bodyFor(sequence),
+        // What our producer sends for a single message.
+        properties: { TAGS: 'TagA', UNIQ_KEY: `7F000001${sequence.toString(16).padStart(24, '0')}`, WAIT: 'true' },
+        sysFlag: 0,
+        bornTimestamp: Date.now(),
+        bornHost,
+        reconsumeTimes: 0,
+        preparedTransactionOffset: 0,
+      });
+      if (result.status !== 'PUT_OK') throw new Error(`put failed: ${result.status}`);
+      return 1;
+    };
+    await closedLoop('baseline warm-up', WARMUP_MESSAGES, SENDS_IN_FLIGHT, put);
+    const cpu0 = clientCpuMs();
+    const run = await closedLoop('store baseline', totalMessages, SENDS_IN_FLIGHT, put);
+    return {
+      measurement: {
+        scenario: `store putMessage, ${SENDS_IN_FLIGHT} in flight (baseline)`,
+        messages: run.messages,
+        bytes: run.messages * BODY_BYTES,
+        seconds: run.seconds,
+        latenciesMs: run.latenciesMs,
+      },
+      failures: run.failures,
+      clientCpuMs: clientCpuMs() - cpu0,
+      serverCpuMs: 0,
+    };
+  } finally {
+    await store.shutdown();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function singleSends(servers: Servers, producer: Producer): Promise<ScenarioResult> {
+  const topic = 'BenchSingle';
+  const send = async (sequence: number): Promise<number> => {
+    await producer.send(messageFor(topic, sequence));
+    return 1;
+  };
+  await closedLoop('single sends warm-up', WARMUP_MESSAGES, SENDS_IN_FLIGHT, send);
+  const run = await measured(servers, () => closedLoop('single sends', totalMessages, SENDS_IN_FLIGHT, send));
+  return {
+    measurement: {
+      scenario: `Producer.send, ${SENDS_IN_FLIGHT} in flight`,
+      messages: run.messages,
+      bytes: run.messages * BODY_BYTES,
+      seconds: run.seconds,
+      latenciesMs: run.latenciesMs,
+    },
+    failures: run.failures,
+    clientCpuMs: run.cpu[0],
+    serverCpuMs: run.cpu[1],
+  };
+}
+
+async function batchSends(servers: Servers, producer: Producer): Promise<ScenarioResult> {
+  const topic = 'BenchBatch';
+  const sendBatch = async (batchIndex: number): Promise<number> => {
+    const messages = Array.from({ length: BATCH_SIZE }, (_, i) => messageFor(topic, batchIndex * BATCH_SIZE + i));
+    await producer.sendBatch(messages);
+    return BATCH_SIZE;
+  };
+  await closedLoop('batch warm-up', WARMUP_MESSAGES / BATCH_SIZE, BATCHES_IN_FLIGHT, sendBatch);
+  const batches = Math.ceil(totalMessages / BATCH_SIZE);
+  const run = await measured(servers, () => closedLoop('batch sends', batches, BATCHES_IN_FLIGHT, sendBatch));
+  return {
+    measurement: {
+      scenario: `Producer.sendBatch of ${BATCH_SIZE}, ${BATCHES_IN_FLIGHT} in flight`,
+      messages: run.messages,
+      bytes: run.messages * BODY_BYTES,
+      seconds: run.seconds,
+      latenciesMs: run.latenciesMs,
+    },
+    failures: run.failures,
+    clientCpuMs: run.cpu[0],
+    serverCpuMs: run.cpu[1],
+  };
+}
+
+interface ConsumeResult {
+  produce: ScenarioResult;
+  consume: Measurement;
+  lost: number;
+  duplicates: number;
+  drainSeconds: number;
+}
+
+/** A push consumer consuming while the producer sends; latency runs from the send call to the handler. */
+async function consumeWhileProducing(servers: Servers, producer: Producer): Promise<ConsumeResult> {
+  const topic = 'BenchConsume';
+  const sentAtMs = new Float64Array(totalMessages);
+  const deliveries = new Uint16Array(totalMessages);
+  const endToEndMs: number[] = [];
+  let warmupDelivered = 0;
+  let unique = 0;
+  let duplicates = 0;
+  let lastDeliveryMs = 0;
+  const consumer = new PushConsumer({
+    group: 'bench-consumer',
+    nameServers: [servers.namesrv],
+    consumeFromWhere: 'FIRST_OFFSET',
+    rebalanceIntervalMs: 500,
+    routeRefreshIntervalMs: 500,
+  });
+  consumer.subscribe(topic, '*', (messages) => {
+    const nowMs = performance.now();
+    for (const message of messages) {
+      const sequence = message.body.readUInt32BE(0);
+      if (sequence === WARMUP_SEQUENCE) {
+        warmupDelivered++;
+        continue;
+      }
+      if (sequence >= totalMessages) continue;
+      const seen = deliveries[sequence] ?? 0;
+      deliveries[sequence] = seen + 1;
+      if (seen === 0) {
+        unique++;
+        endToEndMs.push(nowMs - (sentAtMs[sequence] ?? nowMs));
+        lastDeliveryMs = nowMs;
+      } else {
+        duplicates++;
+      }
+    }
+    return 'CONSUME_SUCCESS';
+  });
+  // Warm up: create the topic (round robin reaches every queue), then wait until the consumer owns
+  // every queue, which shows as every warm-up message delivered.
+  const warmup = 16;
+  for (let i = 0; i < warmup; i++) await producer.send({ topic, body: bodyFor(WARMUP_SEQUENCE), tags: 'TagA' });
+  await consumer.start();
+  const warmupDeadlineMs = performance.now() + 30_000;
+  while (warmupDelivered < warmup && performance.now() < warmupDeadlineMs) await sleepMs(50);
+  if (warmupDelivered < warmup) throw new Error(`consumer got ${warmupDelivered}/${warmup} warm-up messages in 30 s`);
+
+  const sentOk = new Uint8Array(totalMessages);
+  let produceStartMs = 0;
+  const result = await measured(servers, async () => {
+    produceStartMs = performance.now();
+    const run = await closedLoop('produce while consuming', totalMessages, SENDS_IN_FLIGHT, async (sequence) => {
+      sentAtMs[sequence] = performance.now();
+      await producer.send(messageFor(topic, sequence));
+      sentOk[sequence] = 1;
+      return 1;
+    });
+    // Wait for the consumer to drain what was sent, within the cap.
+    const drainStartMs = performance.now();
+    const drainDeadlineMs = drainStartMs + capSeconds * 1000;
+    while (unique < run.messages && performance.now() < drainDeadlineMs) {
+      progress('consumer draining', unique, run.messages);
+      await sleepMs(20);
+    }
+    return { ...run, drainSeconds: (performance.now() - drainStartMs) / 1000 };
+  });
+  await consumer.shutdown();
+  let lost = 0;
+  for (let sequence = 0; sequence < totalMessages; sequence++) {
+    if (sentOk[sequence] === 1 && deliveries[sequence] === 0) lost++;
+  }
+  return {
+    produce: {
+      measurement: {
+        scenario: `Producer.send, ${SENDS_IN_FLIGHT} in flight, with consumer`,
+        messages: result.messages,
+        bytes: result.messages * BODY_BYTES,
+        seconds: result.seconds,
+        latenciesMs: result.latenciesMs,
+      },
+      failures: result.failures,
+      clientCpuMs: result.cpu[0],
+      serverCpuMs: result.cpu[1],
+    },
+    consume: {
+      scenario: '  PushConsumer (ratio: vs the producer)',
+      messages: unique,
+      bytes: unique * BODY_BYTES,
+      seconds: Math.max(lastDeliveryMs - produceStartMs, 1) / 1000,
+      latenciesMs: endToEndMs,
+    },
+    lost,
+    duplicates,
+    drainSeconds: result.drainSeconds,
+  };
+}
+
+function sleepMs(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function percentOf(value: number, reference: number): string {
+  return `${((100 * value) / reference).toFixed(1)}%`;
+}
+
+function cpuLine(name: string, result: ScenarioResult, separateServer: boolean): string {
+  const seconds = result.measurement.seconds;
+  const client = `client ${(result.clientCpuMs / 1000).toFixed(1)} s CPU (${percentOf(result.clientCpuMs, seconds * 1000)} of a core)`;
+  const server = separateServer
+    ? `, servers ${(result.serverCpuMs / 1000).toFixed(1)} s CPU (${percentOf(result.serverCpuMs, seconds * 1000)} of a core)`
+    : '';
+  const micros = ((result.clientCpuMs + result.serverCpuMs) * 1000) / Math.max(result.measurement.messages, 1);
+  return `  ${name}: ${client}${server}; ${micros.toFixed(1)} µs CPU per message`;
+}
+
+async function main(): Promise<void> {
+  const servers = inProcess ? await startInProcessServers() : await startChildServers();
+  console.log(
+    `Broker benchmark: ${totalMessages} messages of ${BODY_BYTES} B per scenario (cap ${capSeconds} s), ` +
+      `TCP on 127.0.0.1, ${servers.where}; MB/s counts message bodies`,
+  );
+  let producer: Producer | undefined;
+  try {
+    const baseline = await storeBaseline();
+    producer = new Producer({ group: 'bench-producer', nameServers: [servers.namesrv] });
+    await producer.start();
+    const single = await singleSends(servers, producer);
+    const batch = await batchSends(servers, producer);
+    const consume = await consumeWhileProducing(servers, producer);
+
+    printTable(`1 KiB messages over TCP (${servers.where})`, [
+      { measurement: baseline.measurement },
+      { measurement: single.measurement, baseline: baseline.measurement },
+      { measurement: batch.measurement, baseline: baseline.measurement },
+      { measurement: consume.produce.measurement, baseline: baseline.measurement },
+      { measurement: consume.consume, baseline: consume.produce.measurement },
+    ]);
+    const singleRate = summarize(single.measurement).msgsPerSec;
+    const batchRate = summarize(batch.measurement).msgsPerSec;
+    const produceRate = summarize(consume.produce.measurement).msgsPerSec;
+    const consumeRate = summarize(consume.consume).msgsPerSec;
+    console.log(
+      `\nLatency: sends = call to answer; batches = per batch of ${BATCH_SIZE}; consumer = send call to handler.`,
+    );
+    console.log(
+      `Consume: ${consume.consume.messages} of ${consume.produce.measurement.messages} delivered, ` +
+        `lost ${consume.lost}, duplicates ${consume.duplicates}; consume rate ${consumeRate.toFixed(0)} msgs/s = ` +
+        `${percentOf(consumeRate, produceRate)} of the produce rate ${produceRate.toFixed(0)} msgs/s ` +
+        `(drained ${consume.drainSeconds.toFixed(2)} s after the last send)`,
+    );
+    const failures = single.failures + batch.failures + consume.produce.failures;
+    if (failures > 0) console.log(`Failed sends: ${failures} (see stderr)`);
+    console.log('CPU:');
+    console.log(cpuLine('store baseline', baseline, false));
+    console.log(cpuLine('single sends', single, !inProcess));
+    console.log(cpuLine('batches', batch, !inProcess));
+    console.log(cpuLine('consume while producing', consume.produce, !inProcess));
+    console.log('Targets (issue 3):');
+    console.log(
+      `  single sends ${singleRate.toFixed(0)} msgs/s vs ${TARGET_SINGLE_PER_SEC}: ${percentOf(singleRate, TARGET_SINGLE_PER_SEC)}`,
+    );
+    console.log(
+      `  batched ${batchRate.toFixed(0)} msgs/s vs ${TARGET_BATCH_PER_SEC}: ${percentOf(batchRate, TARGET_BATCH_PER_SEC)}`,
+    );
+    console.log(
+      `  consumer within 10% of producer: ${consumeRate >= 0.9 * produceRate ? 'yes' : 'no'} ` +
+        `(${percentOf(consumeRate, produceRate)})`,
+    );
+  } finally {
+    await producer?.shutdown();
+    await servers.stop();
+  }
+}
+
+await main();
