@@ -1,0 +1,353 @@
+/**
+ * One client's link to the cluster (RocketMQ MQClientInstance): its client id, the NameServer list
+ * (any one will do; switch on failure), the topic route cache (refreshed periodically and on demand),
+ * heartbeats to every known broker, unregistering on shutdown, and the requests brokers send to the
+ * client (NOTIFY_CONSUMER_IDS_CHANGED, GET_CONSUMER_RUNNING_INFO, CHECK_TRANSACTION_STATE).
+ * Producers and consumers each own one instance; the instance owns its transport unless handed one.
+ */
+import { ErrorCode, RbError } from '../common/errors.js';
+import { createLogger } from '../common/logger.js';
+import type { ProcessorRegistry } from '../remoting/channel.js';
+import { RequestCode, ResponseCode } from '../remoting/codes.js';
+import { createRequest, createResponse, type RemotingCommand } from '../remoting/command.js';
+import { localIPv4 } from './message-id.js';
+import { decodeTopicRouteData, type MessageQueue, type TopicRouteData } from './route.js';
+import type { Transport } from './transport.js';
+import { RemoteTransport } from './transport-remote.js';
+
+const log = createLogger('client');
+
+/** SubscriptionData as heartbeats carry it. */
+export interface SubscriptionData {
+  topic: string;
+  subString: string;
+  tagsSet: string[];
+  codeSet: number[];
+  subVersion: number;
+  expressionType: 'TAG';
+  classFilterMode: false;
+}
+
+/** ConsumerData of a heartbeat. */
+export interface ConsumerData {
+  groupName: string;
+  consumeType: 'CONSUME_ACTIVELY' | 'CONSUME_PASSIVELY';
+  messageModel: 'CLUSTERING' | 'BROADCASTING';
+  consumeFromWhere: string;
+  subscriptionDataSet: SubscriptionData[];
+  unitMode: false;
+}
+
+/** What a consumer registers with its instance. */
+export interface ConsumerHandle {
+  readonly group: string;
+  heartbeatData(): ConsumerData;
+  /** The broker says the group's members changed: rebalance soon. */
+  onConsumerIdsChanged(): void;
+  /** Properties reported for GET_CONSUMER_RUNNING_INFO. */
+  runningInfo(): Record<string, unknown>;
+}
+
+export interface ClientInstanceOptions {
+  nameServers: readonly string[];
+  /** Shared transport; when omitted the instance creates a RemoteTransport and closes it on shutdown. */
+  transport?: Transport;
+  /** Part of the client id; a process-unique counter by default, so clients in one process differ. */
+  instanceName?: string;
+  requestTimeoutMs?: number;
+  heartbeatIntervalMs?: number;
+  routeRefreshIntervalMs?: number;
+}
+
+let instanceCounter = 0;
+const instancesByRegistry = new WeakMap<ProcessorRegistry, Set<ClientInstance>>();
+
+/** Registers the server-to-client processors once per registry, fanning out to the instances using it. */
+function attach(registry: ProcessorRegistry, instance: ClientInstance): void {
+  let instances = instancesByRegistry.get(registry);
+  if (instances === undefined) {
+    const set = new Set<ClientInstance>();
+    instances = set;
+    instancesByRegistry.set(registry, set);
+    registry.register(RequestCode.NotifyConsumerIdsChanged, (request) => {
+      const group = request.extFields['consumerGroup'] ?? '';
+      for (const each of set) each.notifyConsumerIdsChanged(group);
+      return createResponse(request, ResponseCode.Success);
+    });
+    registry.register(RequestCode.GetConsumerRunningInfo, (request) => {
+      const group = request.extFields['consumerGroup'] ?? '';
+      const clientId = request.extFields['clientId'];
+      for (const each of set) {
+        if (clientId !== undefined && each.clientId !== clientId) continue;
+        const info = each.consumerRunningInfo(group);
+        if (info !== undefined) {
+          return createResponse(request, ResponseCode.Success, undefined, {}, Buffer.from(JSON.stringify(info)));
+        }
+      }
+      return createResponse(request, ResponseCode.SystemError, `no consumer of group ${group} here`);
+    });
+    registry.register(RequestCode.CheckTransactionState, (request) => {
+      // Transactional producers are not part of this client yet; the broker keeps checking later.
+      log.debug({ fields: request.extFields }, 'ignoring CHECK_TRANSACTION_STATE');
+      return createResponse(request, ResponseCode.Success);
+    });
+  }
+  instances.add(instance);
+}
+
+function detach(registry: ProcessorRegistry, instance: ClientInstance): void {
+  instancesByRegistry.get(registry)?.delete(instance);
+}
+
+/** Shared state and periodic work of one client (MQClientInstance). */
+export class ClientInstance {
+  readonly clientId: string;
+  readonly transport: Transport;
+  readonly requestTimeoutMs: number;
+  private readonly ownsTransport: boolean;
+  private readonly nameServers: readonly string[];
+  private nameServerIndex = 0;
+  private readonly routes = new Map<string, TopicRouteData>();
+  private readonly inflightRoutes = new Map<string, Promise<TopicRouteData | undefined>>();
+  private readonly producerGroups = new Set<string>();
+  private readonly consumers = new Map<string, ConsumerHandle>();
+  private readonly heartbeatIntervalMs: number;
+  private readonly routeRefreshIntervalMs: number;
+  private timers: NodeJS.Timeout[] = [];
+  private started = false;
+
+  constructor(options: ClientInstanceOptions) {
+    if (options.nameServers.length === 0) throw new RbError(ErrorCode.ConfigInvalid, 'nameServers is empty');
+    this.nameServers = [...options.nameServers];
+    this.nameServerIndex = Math.floor(Math.random() * this.nameServers.length);
+    this.ownsTransport = options.transport === undefined;
+    this.transport = options.transport ?? new RemoteTransport();
+    this.requestTimeoutMs = options.requestTimeoutMs ?? 3000;
+    this.heartbeatIntervalMs = options.heartbeatIntervalMs ?? 30_000;
+    this.routeRefreshIntervalMs = options.routeRefreshIntervalMs ?? 30_000;
+    const instanceName = options.instanceName ?? String(++instanceCounter);
+    this.clientId = `${localIPv4()}@${process.pid}@${instanceName}`;
+  }
+
+  start(): void {
+    if (this.started) return;
+    this.started = true;
+    attach(this.transport.registry, this);
+    this.timers.push(
+      setInterval(() => void this.refreshAllRoutes(), this.routeRefreshIntervalMs).unref(),
+      setInterval(() => void this.sendHeartbeatToAllBrokers(), this.heartbeatIntervalMs).unref(),
+    );
+  }
+
+  /** Unregisters from every broker, stops the timers and closes an owned transport. */
+  async shutdown(): Promise<void> {
+    if (!this.started) return;
+    this.started = false;
+    for (const timer of this.timers) clearInterval(timer);
+    this.timers = [];
+    await this.unregisterFromAllBrokers();
+    detach(this.transport.registry, this);
+    if (this.ownsTransport) await this.transport.close();
+  }
+
+  addProducer(group: string): void {
+    this.producerGroups.add(group);
+  }
+
+  removeProducer(group: string): void {
+    this.producerGroups.delete(group);
+  }
+
+  addConsumer(handle: ConsumerHandle): void {
+    if (this.consumers.has(handle.group)) {
+      throw new RbError(ErrorCode.ClientState, `consumer group ${handle.group} is already registered on this client`);
+    }
+    this.consumers.set(handle.group, handle);
+  }
+
+  removeConsumer(group: string): void {
+    this.consumers.delete(group);
+  }
+
+  /** @internal Called by the shared registry processor. */
+  notifyConsumerIdsChanged(group: string): void {
+    this.consumers.get(group)?.onConsumerIdsChanged();
+  }
+
+  /** @internal Called by the shared registry processor. */
+  consumerRunningInfo(group: string): Record<string, unknown> | undefined {
+    return this.consumers.get(group)?.runningInfo();
+  }
+
+  /** Sends a request to a broker (or any address). */
+  invoke(address: string, request: RemotingCommand, timeoutMs = this.requestTimeoutMs): Promise<RemotingCommand> {
+    return this.transport.invoke(address, request, timeoutMs);
+  }
+
+  /** Tries the NameServers in turn, starting with the one that last worked. */
+  async invokeNameServer(request: RemotingCommand, timeoutMs = this.requestTimeoutMs): Promise<RemotingCommand> {
+    let lastError: unknown;
+    for (let attempt = 0; attempt < this.nameServers.length; attempt++) {
+      const address = this.nameServers[this.nameServerIndex % this.nameServers.length] as string;
+      try {
+        // A fresh opaque per attempt: a late answer to the previous try must not be taken for this one.
+        return await this.transport.invoke(address, { ...request, opaque: createRequest(0).opaque }, timeoutMs);
+      } catch (err) {
+        lastError = err;
+        log.debug({ err, address }, 'NameServer request failed; trying the next one');
+        this.nameServerIndex = (this.nameServerIndex + 1) % this.nameServers.length;
+      }
+    }
+    throw new RbError(ErrorCode.NoRoute, `no NameServer answered (${this.nameServers.join(', ')})`, {
+      cause: lastError,
+    });
+  }
+
+  /** Asks a NameServer for the topic's route; undefined when the topic does not exist. */
+  async fetchRoute(topic: string): Promise<TopicRouteData | undefined> {
+    const response = await this.invokeNameServer(createRequest(RequestCode.GetRouteInfoByTopic, { topic }));
+    if (response.code === ResponseCode.TopicNotExist) return undefined;
+    if (response.code !== ResponseCode.Success) {
+      throw new RbError(ErrorCode.RemoteError, `route of ${topic}: code ${response.code} ${response.remark ?? ''}`);
+    }
+    return decodeTopicRouteData(response.body);
+  }
+
+  /**
+   * The cached route of a topic, fetched when missing or when `refresh` is set. Concurrent callers
+   * share one request. Undefined when the topic does not exist.
+   */
+  async routeOf(topic: string, refresh = false): Promise<TopicRouteData | undefined> {
+    const cached = this.routes.get(topic);
+    if (cached !== undefined && !refresh) return cached;
+    let inflight = this.inflightRoutes.get(topic);
+    if (inflight === undefined) {
+      inflight = this.fetchRoute(topic).then(
+        (route) => {
+          this.inflightRoutes.delete(topic);
+          const known = this.knownBrokerAddresses();
+          if (route !== undefined) this.routes.set(topic, route);
+          else this.routes.delete(topic);
+          // A broker we have not met yet learns about us at once, not 30 s later.
+          if (route !== undefined && this.started && this.hasNewBroker(route, known)) {
+            void this.sendHeartbeatToAllBrokers();
+          }
+          return route;
+        },
+        (err: unknown) => {
+          this.inflightRoutes.delete(topic);
+          throw err;
+        },
+      );
+      this.inflightRoutes.set(topic, inflight);
+    }
+    return inflight;
+  }
+
+  /** Forgets a cached route so the next use fetches it again. */
+  dropRoute(topic: string): void {
+    this.routes.delete(topic);
+  }
+
+  /** The master address of a broker, from any cached route. */
+  brokerAddress(brokerName: string): string | undefined {
+    for (const route of this.routes.values()) {
+      const address = route.brokerDatas.find((broker) => broker.brokerName === brokerName)?.brokerAddrs['0'];
+      if (address !== undefined) return address;
+    }
+    return undefined;
+  }
+
+  /** The master address of the broker holding `queue`, refreshing its topic's route if needed. */
+  async brokerAddressOf(queue: MessageQueue): Promise<string> {
+    let address = this.brokerAddress(queue.brokerName);
+    if (address === undefined) {
+      await this.routeOf(queue.topic, true);
+      address = this.brokerAddress(queue.brokerName);
+    }
+    if (address === undefined) throw new RbError(ErrorCode.NoRoute, `broker ${queue.brokerName} has no known master`);
+    return address;
+  }
+
+  /** Refreshes every cached route (RocketMQ updateTopicRouteInfoFromNameServer). */
+  async refreshAllRoutes(): Promise<void> {
+    for (const topic of [...this.routes.keys()]) {
+      try {
+        await this.routeOf(topic, true);
+      } catch (err) {
+        log.debug({ err, topic }, 'route refresh failed');
+      }
+    }
+  }
+
+  /** Heartbeat to the master of every broker in the cached routes. */
+  async sendHeartbeatToAllBrokers(): Promise<void> {
+    const addresses = this.knownBrokerAddresses();
+    if (addresses.size === 0 || (this.producerGroups.size === 0 && this.consumers.size === 0)) return;
+    const body = Buffer.from(JSON.stringify(this.heartbeatData()));
+    await Promise.all(
+      [...addresses].map(async (address) => {
+        try {
+          const response = await this.invoke(address, createRequest(RequestCode.HeartBeat, {}, body));
+          if (response.code !== ResponseCode.Success) {
+            log.warn({ address, code: response.code, remark: response.remark }, 'heartbeat refused');
+          }
+        } catch (err) {
+          log.debug({ err, address }, 'heartbeat failed');
+        }
+      }),
+    );
+  }
+
+  heartbeatData(): {
+    clientID: string;
+    producerDataSet: { groupName: string }[];
+    consumerDataSet: ConsumerData[];
+  } {
+    return {
+      clientID: this.clientId,
+      producerDataSet: [...this.producerGroups].map((groupName) => ({ groupName })),
+      consumerDataSet: [...this.consumers.values()].map((consumer) => consumer.heartbeatData()),
+    };
+  }
+
+  private knownBrokerAddresses(): Set<string> {
+    const addresses = new Set<string>();
+    for (const route of this.routes.values()) {
+      for (const broker of route.brokerDatas) {
+        const master = broker.brokerAddrs['0'];
+        if (master !== undefined) addresses.add(master);
+      }
+    }
+    return addresses;
+  }
+
+  private hasNewBroker(route: TopicRouteData, known: Set<string>): boolean {
+    return route.brokerDatas.some((broker) => {
+      const master = broker.brokerAddrs['0'];
+      return master !== undefined && !known.has(master);
+    });
+  }
+
+  private async unregisterFromAllBrokers(): Promise<void> {
+    const addresses = this.knownBrokerAddresses();
+    const groups: { producerGroup?: string; consumerGroup?: string }[] = [
+      ...[...this.producerGroups].map((producerGroup) => ({ producerGroup })),
+      ...[...this.consumers.keys()].map((consumerGroup) => ({ consumerGroup })),
+    ];
+    await Promise.all(
+      [...addresses].flatMap((address) =>
+        groups.map(async (group) => {
+          const fields: Record<string, string> = { clientID: this.clientId };
+          if (group.producerGroup !== undefined) fields['producerGroup'] = group.producerGroup;
+          if (group.consumerGroup !== undefined) fields['consumerGroup'] = group.consumerGroup;
+          try {
+            await this.invoke(address, createRequest(RequestCode.UnregisterClient, fields), 1000);
+          } catch (err) {
+            log.debug({ err, address }, 'unregister failed');
+          }
+        }),
+      ),
+    );
+  }
+}

@@ -1,0 +1,59 @@
+/**
+ * What clients derive from topic routes (TopicRouteData, whose JSON form remoting/route-data.ts owns):
+ * the write queues a producer picks from, the read queues a consumer is allocated, and broker
+ * addresses by name.
+ */
+import { Perm, type TopicRouteData } from '../remoting/route-data.js';
+
+export { decodeTopicRouteData, Perm } from '../remoting/route-data.js';
+export type { BrokerData, QueueData, TopicRouteData } from '../remoting/route-data.js';
+
+/** A queue of a topic on one broker. */
+export interface MessageQueue {
+  topic: string;
+  brokerName: string;
+  queueId: number;
+}
+
+export function queueKey(queue: MessageQueue): string {
+  return `${queue.topic}@${queue.brokerName}@${queue.queueId}`;
+}
+
+/** RocketMQ MessageQueue.compareTo: topic, broker name, queue id. */
+export function compareQueues(a: MessageQueue, b: MessageQueue): number {
+  if (a.topic !== b.topic) return a.topic < b.topic ? -1 : 1;
+  if (a.brokerName !== b.brokerName) return a.brokerName < b.brokerName ? -1 : 1;
+  return a.queueId - b.queueId;
+}
+
+export function masterAddressOf(route: TopicRouteData, brokerName: string): string | undefined {
+  return route.brokerDatas.find((broker) => broker.brokerName === brokerName)?.brokerAddrs['0'];
+}
+
+/** The queues a producer may write to: brokers sorted by name, each with a master (TopicPublishInfo). */
+export function writeQueuesOf(topic: string, route: TopicRouteData): MessageQueue[] {
+  const queues: MessageQueue[] = [];
+  const sorted = [...route.queueDatas].sort((a, b) =>
+    a.brokerName < b.brokerName ? -1 : a.brokerName > b.brokerName ? 1 : 0,
+  );
+  for (const data of sorted) {
+    if ((data.perm & Perm.Write) === 0) continue;
+    if (masterAddressOf(route, data.brokerName) === undefined) continue;
+    for (let queueId = 0; queueId < data.writeQueueNums; queueId++) {
+      queues.push({ topic, brokerName: data.brokerName, queueId });
+    }
+  }
+  return queues;
+}
+
+/** The queues a consumer may read (subscribe info), sorted. */
+export function readQueuesOf(topic: string, route: TopicRouteData): MessageQueue[] {
+  const queues: MessageQueue[] = [];
+  for (const data of route.queueDatas) {
+    if ((data.perm & Perm.Read) === 0) continue;
+    for (let queueId = 0; queueId < data.readQueueNums; queueId++) {
+      queues.push({ topic, brokerName: data.brokerName, queueId });
+    }
+  }
+  return queues.sort(compareQueues);
+}
