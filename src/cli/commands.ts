@@ -1,5 +1,8 @@
 import type { CommandModule } from 'yargs';
+import { brokerCommand } from './broker-command.js';
+import { namesrvCommand } from './namesrv-command.js';
+import { startCommand } from './start-command.js';
 
-/** Every sub-command. Commands that start servers arrive with the issues that build them. */
+/** Every sub-command of `rocketbridge`. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const commands: CommandModule<any, any>[] = [];
+export const commands: CommandModule<any, any>[] = [startCommand, namesrvCommand, brokerCommand];

@@ -1,0 +1,141 @@
+/**
+ * The broker's options (RocketMQ BrokerConfig plus the MessageStoreConfig it owns). Each option has a
+ * default and a unit; the CLI (src/cli/broker-command.ts) maps flags onto it and `validateBrokerConfig`
+ * rejects nonsense at startup with a clear message.
+ */
+import { join } from 'node:path';
+import { ErrorCode, RbError } from '../common/errors.js';
+import { type MessageStoreConfig, defaultMessageStoreConfig, testMessageStoreConfig } from '../store/api.js';
+
+export interface BrokerConfig {
+  /** Names the broker in routes; master and slaves of one broker share it. */
+  brokerName: string;
+  clusterName: string;
+  /** 0 = master, > 0 = slave. */
+  brokerId: number;
+  /** Interface the remoting server listens on. */
+  host: string;
+  /** Remoting port; 0 picks a free port (tests). */
+  port: number;
+  /** The IP put into NameServer routes and offset message ids (clients connect to it). */
+  announceHost: string;
+  /** NameServers as "host:port"; the broker registers with each. */
+  namesrvAddresses: string[];
+  /** Create a topic on the first send to it (RocketMQ autoCreateTopicEnable). */
+  autoCreateTopicEnable: boolean;
+  /** Queue count of auto-created topics and of the TBW102 template (RocketMQ producer default 4). */
+  defaultTopicQueueNums: number;
+  /** How often the broker re-registers with every NameServer. */
+  registerIntervalMs: number;
+  /** NameServer requests time out after this. */
+  registerTimeoutMs: number;
+  /** Cap on the suspendTimeoutMillis a pull asks for. */
+  longPollingMaxSuspendMs: number;
+  /** Most pulls held by long polling at once; past it a pull is answered at once (PULL_NOT_FOUND). */
+  maxHeldPulls: number;
+  /** How often held pulls are re-checked against the queues' max offsets (RocketMQ: 5 s). */
+  longPollingCheckIntervalMs: number;
+  /** Most messages one pull returns (RocketMQ maxTransferCountOnMessageInMemory). */
+  pullMaxMessageCount: number;
+  /** Most bytes one pull returns, at least one message (RocketMQ maxTransferBytesOnMessageInMemory). */
+  pullMaxTotalBytes: number;
+  /** How often consumer offsets are written to config/consumerOffset.json. */
+  consumerOffsetPersistIntervalMs: number;
+  /** A client channel not heard from (heartbeat) for this long is dropped. */
+  clientChannelExpiryMs: number;
+  /** How often client channels are scanned for expiry (RocketMQ: 10 s). */
+  clientChannelScanIntervalMs: number;
+  /** Most messages one SEND_BATCH_MESSAGE may carry. */
+  maxBatchMessageCount: number;
+  /** Reconsume attempts before a message goes to %DLQ%<group> (RocketMQ: 16). */
+  maxReconsumeTimes: number;
+  store: MessageStoreConfig;
+}
+
+/** Production defaults, data under `dataDir`. */
+export function defaultBrokerConfig(dataDir: string, overrides: Partial<BrokerConfig> = {}): BrokerConfig {
+  return {
+    brokerName: 'broker-a',
+    clusterName: 'DefaultCluster',
+    brokerId: 0,
+    host: '0.0.0.0',
+    port: 10911,
+    announceHost: '127.0.0.1',
+    namesrvAddresses: [],
+    autoCreateTopicEnable: true,
+    defaultTopicQueueNums: 4,
+    registerIntervalMs: 30_000,
+    registerTimeoutMs: 3000,
+    longPollingMaxSuspendMs: 30_000,
+    longPollingCheckIntervalMs: 5000,
+    maxHeldPulls: 100_000,
+    pullMaxMessageCount: 32,
+    pullMaxTotalBytes: 256 * 1024,
+    consumerOffsetPersistIntervalMs: 5000,
+    clientChannelExpiryMs: 120_000,
+    clientChannelScanIntervalMs: 10_000,
+    maxBatchMessageCount: 1024,
+    maxReconsumeTimes: 16,
+    store: { ...defaultMessageStoreConfig, storePath: dataDir },
+    ...overrides,
+  };
+}
+
+/** Tests: port 0 on 127.0.0.1, tiny store files, fast timers. */
+export function testBrokerConfig(dir: string, overrides: Partial<BrokerConfig> = {}): BrokerConfig {
+  return defaultBrokerConfig(dir, {
+    host: '127.0.0.1',
+    port: 0,
+    registerIntervalMs: 1000,
+    consumerOffsetPersistIntervalMs: 200,
+    longPollingCheckIntervalMs: 1000,
+    clientChannelScanIntervalMs: 1000,
+    store: testMessageStoreConfig(dir),
+    ...overrides,
+  });
+}
+
+/** Where the broker's JSON config files (topics, offsets) live. */
+export function brokerConfigDir(config: BrokerConfig): string {
+  return join(config.store.storePath, 'config');
+}
+
+/** Throws RbError(ConfigInvalid) naming the first bad option. */
+export function validateBrokerConfig(config: BrokerConfig): void {
+  const problems: string[] = [];
+  if (!/^[\w.-]+$/.test(config.brokerName))
+    problems.push(`brokerName "${config.brokerName}" must be letters, digits, _ . -`);
+  if (!/^[\w.-]+$/.test(config.clusterName)) {
+    problems.push(`clusterName "${config.clusterName}" must be letters, digits, _ . -`);
+  }
+  if (!Number.isInteger(config.brokerId) || config.brokerId < 0) problems.push('brokerId must be an integer >= 0');
+  if (!Number.isInteger(config.port) || config.port < 0 || config.port > 65535) problems.push('port must be 0..65535');
+  if (config.announceHost.length === 0) problems.push('announceHost must not be empty');
+  for (const address of config.namesrvAddresses) {
+    if (!/^.+:\d{1,5}$/.test(address)) problems.push(`NameServer address "${address}" is not host:port`);
+  }
+  const positive: (keyof BrokerConfig)[] = [
+    'defaultTopicQueueNums',
+    'registerIntervalMs',
+    'registerTimeoutMs',
+    'longPollingMaxSuspendMs',
+    'longPollingCheckIntervalMs',
+    'maxHeldPulls',
+    'pullMaxMessageCount',
+    'pullMaxTotalBytes',
+    'consumerOffsetPersistIntervalMs',
+    'clientChannelExpiryMs',
+    'clientChannelScanIntervalMs',
+    'maxBatchMessageCount',
+  ];
+  for (const name of positive) {
+    const value = config[name];
+    if (typeof value !== 'number' || !Number.isInteger(value) || value <= 0)
+      problems.push(`${name} must be a positive integer`);
+  }
+  if (config.defaultTopicQueueNums > 1024) problems.push('defaultTopicQueueNums must be at most 1024');
+  if (!Number.isInteger(config.maxReconsumeTimes) || config.maxReconsumeTimes < 0) {
+    problems.push('maxReconsumeTimes must be an integer >= 0');
+  }
+  if (problems.length > 0) throw new RbError(ErrorCode.ConfigInvalid, `invalid broker config: ${problems.join('; ')}`);
+}

@@ -1,0 +1,305 @@
+/**
+ * The broker (RocketMQ BrokerController): owns a message store, the topic, offset and group managers,
+ * the request processors and the remoting server that feeds them, and keeps its routes registered
+ * with the NameServers. The processors live in their own modules; this one wires them, starts and
+ * stops things in order, and runs the housekeeping timers (registration, client channel expiry).
+ */
+import { formatHostAddress } from '../common/host-address.js';
+import { invariant } from '../common/assert.js';
+import { createLogger } from '../common/logger.js';
+import type { HostAddress } from '../common/message.js';
+import { ProcessorRegistry, type RemotingChannel } from '../remoting/channel.js';
+import { RequestCode, ResponseCode } from '../remoting/codes.js';
+import { createRequest, createResponse, markOneway, type RemotingCommand } from '../remoting/command.js';
+import { RemotingClient } from '../remoting/tcp-client.js';
+import { RemotingServer } from '../remoting/tcp-server.js';
+import type { MessageStore } from '../store/api.js';
+import { DefaultMessageStore } from '../store/message-store.js';
+import { AdminBrokerProcessor } from './admin-broker-processor.js';
+import { type BrokerConfig, brokerConfigDir, validateBrokerConfig } from './broker-config.js';
+import type { BrokerContext, BrokerCounters } from './broker-context.js';
+import type { ClientChannelInfo } from './client-channel.js';
+import { ClientManageProcessor } from './client-manage-processor.js';
+import { ConsumerManageProcessor } from './consumer-manage-processor.js';
+import { ConsumerManager } from './consumer-manager.js';
+import { ConsumerOffsetManager } from './consumer-offset-manager.js';
+import { ConsumerSendBackProcessor } from './consumer-send-back-processor.js';
+import { NameServerRegistration } from './namesrv-registration.js';
+import { ProducerManager } from './producer-manager.js';
+import { PullMessageProcessor } from './pull-message-processor.js';
+import { PullRequestHoldService } from './pull-request-hold-service.js';
+import { QueryMessageProcessor } from './query-message-processor.js';
+import { RequestError } from './request-error.js';
+import { SendMessageProcessor } from './send-message-processor.js';
+import { PERM_READ_WRITE, TopicConfigManager } from './topic-config-manager.js';
+
+type State = 'new' | 'starting' | 'running' | 'stopping' | 'stopped';
+
+const log = createLogger('broker');
+
+export class Broker {
+  /** Request processors by code; the TCP server and the in-process transport both dispatch here. */
+  readonly registry = new ProcessorRegistry();
+  private readonly config: BrokerConfig;
+  private readonly server: RemotingServer;
+  private readonly client = new RemotingClient();
+  private readonly topics: TopicConfigManager;
+  private readonly offsets: ConsumerOffsetManager;
+  private readonly consumers: ConsumerManager;
+  private readonly producers = new ProducerManager();
+  private readonly holdService: PullRequestHoldService;
+  private readonly registration: NameServerRegistration;
+  private readonly counters: BrokerCounters = { putMessages: 0, getMessages: 0, sendFailures: 0 };
+  private readonly watchedChannels = new Set<string>();
+  private messageStore: MessageStore | undefined;
+  private storeHost: HostAddress | undefined;
+  private state: State = 'new';
+  private registerTimer: NodeJS.Timeout | undefined;
+  private scanTimer: NodeJS.Timeout | undefined;
+  private bootTimestampMs = Date.now();
+
+  constructor(config: BrokerConfig) {
+    validateBrokerConfig(config);
+    this.config = config;
+    const configDir = brokerConfigDir(config);
+    this.topics = new TopicConfigManager({
+      configDir,
+      brokerName: config.brokerName,
+      clusterName: config.clusterName,
+      autoCreateTopicEnable: config.autoCreateTopicEnable,
+      defaultTopicQueueNums: config.defaultTopicQueueNums,
+      onChange: () => {
+        if (this.state === 'running') void this.registration.registerAll();
+      },
+    });
+    this.offsets = new ConsumerOffsetManager(configDir);
+    this.consumers = new ConsumerManager((group, members) => this.notifyConsumerIdsChanged(group, members));
+    this.holdService = new PullRequestHoldService(
+      (topic, queueId) => this.store.getMaxOffsetInQueue(topic, queueId),
+      config.longPollingCheckIntervalMs,
+      config.maxHeldPulls,
+    );
+    this.registration = new NameServerRegistration(
+      this.client,
+      config.namesrvAddresses,
+      () => ({
+        brokerName: config.brokerName,
+        clusterName: config.clusterName,
+        brokerId: config.brokerId,
+        brokerAddr: this.address,
+        haServerAddr: formatHostAddress({ host: config.announceHost, port: this.port + 1 }),
+      }),
+      () => this.topics.serializeWrapper(),
+      config.registerTimeoutMs,
+    );
+    this.server = new RemotingServer({ name: 'broker', host: config.host, port: config.port, registry: this.registry });
+    this.registerProcessors();
+  }
+
+  /** The store; available once start() has resolved. */
+  get store(): MessageStore {
+    invariant(this.messageStore !== undefined, 'the broker store exists only after start()');
+    return this.messageStore;
+  }
+
+  /** The actual listen port (after start). */
+  get port(): number {
+    return this.server.port;
+  }
+
+  /** announceHost:port, the address put into routes. */
+  get address(): string {
+    return formatHostAddress({ host: this.config.announceHost, port: this.server.port });
+  }
+
+  /** Number of pulls held by long polling now. */
+  get heldPullCount(): number {
+    return this.holdService.size;
+  }
+
+  async start(): Promise<void> {
+    invariant(this.state === 'new', `broker cannot start from state ${this.state}`);
+    this.state = 'starting';
+    this.bootTimestampMs = Date.now();
+    try {
+      this.topics.load();
+      this.offsets.load();
+      await this.server.listen();
+    } catch (err) {
+      this.state = 'stopped';
+      throw err;
+    }
+    this.storeHost = { host: this.config.announceHost, port: this.server.port };
+    const store = new DefaultMessageStore({ ...this.config.store, storeHost: this.storeHost });
+    store.onMessageArrived((arrival) =>
+      this.holdService.notifyMessageArriving(arrival.topic, arrival.queueId, arrival.queueOffset, arrival.tagsCode),
+    );
+    try {
+      await store.start();
+    } catch (err) {
+      await this.server.close();
+      this.state = 'stopped';
+      throw err;
+    }
+    this.messageStore = store;
+    this.holdService.start();
+    this.offsets.start(this.config.consumerOffsetPersistIntervalMs);
+    this.scanTimer = setInterval(() => this.scanExpiredChannels(), this.config.clientChannelScanIntervalMs);
+    this.scanTimer.unref();
+    this.state = 'running';
+    if (this.config.namesrvAddresses.length > 0) {
+      await this.registration.registerAll();
+      this.registerTimer = setInterval(() => void this.registration.registerAll(), this.config.registerIntervalMs);
+      this.registerTimer.unref();
+    }
+    log.debug(
+      `Broker ${this.config.brokerName} listening on ${formatHostAddress({ host: this.config.host, port: this.port })}`,
+    );
+  }
+
+  /** Answers held pulls, leaves the NameServers, closes connections, persists offsets, closes the store. */
+  async shutdown(): Promise<void> {
+    if (this.state !== 'running') return;
+    this.state = 'stopping';
+    clearInterval(this.registerTimer);
+    clearInterval(this.scanTimer);
+    this.holdService.shutdown();
+    // Let the woken pulls read (they run on setImmediate) before the store goes away.
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    await this.registration.idle();
+    if (this.config.namesrvAddresses.length > 0) await this.registration.unregisterAll();
+    await this.server.close();
+    await this.client.close();
+    this.offsets.shutdown();
+    this.topics.persist();
+    await this.store.shutdown();
+    this.state = 'stopped';
+  }
+
+  private context(): BrokerContext {
+    const storeOf = (): MessageStore => this.store;
+    const storeHostOf = (): HostAddress => {
+      invariant(this.storeHost !== undefined, 'store host is known after listen');
+      return this.storeHost;
+    };
+    const bootTimestampOf = (): number => this.bootTimestampMs;
+    return {
+      config: this.config,
+      get store() {
+        return storeOf();
+      },
+      topics: this.topics,
+      offsets: this.offsets,
+      consumers: this.consumers,
+      producers: this.producers,
+      counters: this.counters,
+      get storeHost() {
+        return storeHostOf();
+      },
+      brokerPermission: PERM_READ_WRITE,
+      get bootTimestampMs() {
+        return bootTimestampOf();
+      },
+    };
+  }
+
+  private registerProcessors(): void {
+    const ctx = this.context();
+    const send = new SendMessageProcessor(ctx);
+    const pull = new PullMessageProcessor(ctx, this.holdService);
+    const clients = new ClientManageProcessor(ctx, (channel) => this.watchChannel(channel));
+    const consumers = new ConsumerManageProcessor(ctx);
+    const admin = new AdminBrokerProcessor(ctx);
+    const query = new QueryMessageProcessor(ctx);
+    const sendBack = new ConsumerSendBackProcessor(ctx);
+    type Handler = (request: RemotingCommand, channel: RemotingChannel) => Promise<RemotingCommand> | RemotingCommand;
+    const handlers: [number, Handler][] = [
+      [RequestCode.SendMessage, (r, c) => send.process(r, c, 'v1')],
+      [RequestCode.SendMessageV2, (r, c) => send.process(r, c, 'v2')],
+      [RequestCode.SendBatchMessage, (r, c) => send.process(r, c, 'batch')],
+      [RequestCode.ConsumerSendMsgBack, (r, c) => sendBack.process(r, c)],
+      [RequestCode.PullMessage, (r, c) => pull.process(r, c, true)],
+      [RequestCode.HeartBeat, (r, c) => clients.heartbeat(r, c)],
+      [RequestCode.UnregisterClient, (r, c) => clients.unregisterClient(r, c)],
+      [RequestCode.GetConsumerListByGroup, (r) => consumers.consumerList(r)],
+      [RequestCode.QueryConsumerOffset, (r) => consumers.queryOffset(r)],
+      [RequestCode.UpdateConsumerOffset, (r) => consumers.updateOffset(r)],
+      [RequestCode.UpdateAndCreateTopic, (r) => admin.updateAndCreateTopic(r)],
+      [RequestCode.GetAllTopicConfig, (r) => admin.allTopicConfig(r)],
+      [RequestCode.GetBrokerRuntimeInfo, (r) => admin.runtimeInfo(r)],
+      [RequestCode.SearchOffsetByTimestamp, (r) => admin.searchOffsetByTimestamp(r)],
+      [RequestCode.GetMaxOffset, (r) => admin.maxOffset(r)],
+      [RequestCode.GetMinOffset, (r) => admin.minOffset(r)],
+      [RequestCode.GetEarliestMsgStoretime, (r) => admin.earliestMessageStoreTime(r)],
+      [RequestCode.QueryMessage, (r) => query.queryMessage(r)],
+      [RequestCode.ViewMessageById, (r) => query.viewMessageById(r)],
+    ];
+    for (const [code, handler] of handlers) this.registry.register(code, (r, c) => this.guarded(handler, r, c));
+  }
+
+  /**
+   * Runs a processor once the broker is running and turns a RequestError (the client's fault) into
+   * the response it names. Anything else propagates to the registry, which answers SYSTEM_ERROR.
+   */
+  private async guarded(
+    handler: (request: RemotingCommand, channel: RemotingChannel) => Promise<RemotingCommand> | RemotingCommand,
+    request: RemotingCommand,
+    channel: RemotingChannel,
+  ): Promise<RemotingCommand> {
+    if (this.state !== 'running') {
+      return createResponse(
+        request,
+        ResponseCode.ServiceNotAvailable,
+        `broker ${this.config.brokerName} is ${this.state}`,
+      );
+    }
+    try {
+      return await handler(request, channel);
+    } catch (err) {
+      if (!(err instanceof RequestError)) throw err;
+      log.debug({ code: request.code, peer: channel.remoteAddress, responseCode: err.responseCode }, err.message);
+      return createResponse(request, err.responseCode, err.message);
+    }
+  }
+
+  private watchChannel(channel: RemotingChannel): void {
+    if (this.watchedChannels.has(channel.id)) return;
+    this.watchedChannels.add(channel.id);
+    channel.onClose(() => {
+      this.watchedChannels.delete(channel.id);
+      this.consumers.removeChannel(channel);
+      this.producers.removeChannel(channel);
+    });
+  }
+
+  private scanExpiredChannels(): void {
+    const olderThanMs = Date.now() - this.config.clientChannelExpiryMs;
+    const expired = new Map<string, RemotingChannel>();
+    for (const channel of [
+      ...this.consumers.expiredChannels(olderThanMs),
+      ...this.producers.expiredChannels(olderThanMs),
+    ]) {
+      expired.set(channel.id, channel);
+    }
+    for (const channel of expired.values()) {
+      log.info({ peer: channel.remoteAddress }, 'client channel expired: no heartbeat');
+      this.consumers.removeChannel(channel);
+      this.producers.removeChannel(channel);
+      channel.close('client channel expired');
+    }
+  }
+
+  /** NOTIFY_CONSUMER_IDS_CHANGED (40), oneway, to every member of the group. */
+  private notifyConsumerIdsChanged(group: string, members: ClientChannelInfo[]): void {
+    for (const member of members) {
+      if (member.channel.closed) continue;
+      try {
+        member.channel.invokeOneway(
+          markOneway(createRequest(RequestCode.NotifyConsumerIdsChanged, { consumerGroup: group })),
+        );
+      } catch (err) {
+        log.warn({ err, group, peer: member.channel.remoteAddress }, 'notifying a consumer failed');
+      }
+    }
+  }
+}

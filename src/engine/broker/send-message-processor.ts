@@ -1,0 +1,303 @@
+/**
+ * SEND_MESSAGE (10), SEND_MESSAGE_V2 (310) and SEND_BATCH_MESSAGE (320), after RocketMQ's
+ * SendMessageProcessor: check the broker and topic (auto-creating it from the TBW102 template when
+ * allowed), pick the queue, divert exhausted retries to the DLQ, append to the store and answer with
+ * the offset message id, queue id and queue offset.
+ */
+import { normalizeHost, parseHostAddress } from '../common/host-address.js';
+import type { HostAddress, MessageToStore } from '../common/message.js';
+import { decodeProperties } from '../common/properties.js';
+import {
+  DLQ_GROUP_TOPIC_PREFIX,
+  RETRY_GROUP_TOPIC_PREFIX,
+  SCHEDULE_TOPIC,
+  TRANS_HALF_TOPIC,
+  TRANS_OP_HALF_TOPIC,
+  dlqTopicOf,
+  topicNameProblem,
+} from '../common/topic.js';
+import type { RemotingChannel } from '../remoting/channel.js';
+import { ResponseCode } from '../remoting/codes.js';
+import { createResponse, type RemotingCommand } from '../remoting/command.js';
+import { PutStatus, type PutResult } from '../store/api.js';
+import type { BrokerContext } from './broker-context.js';
+import { RequestError } from './request-error.js';
+import { HeaderReader, stringFields } from './request-header.js';
+import { PERM_READ_WRITE, type TopicConfig, isWriteable } from './topic-config-manager.js';
+
+/** SendMessageRequestHeaderV2 field letters -> SendMessageRequestHeader names. */
+const V2_FIELD_NAMES: Record<string, string> = {
+  a: 'producerGroup',
+  b: 'topic',
+  c: 'defaultTopic',
+  d: 'defaultTopicQueueNums',
+  e: 'queueId',
+  f: 'sysFlag',
+  g: 'bornTimestamp',
+  h: 'flag',
+  i: 'properties',
+  j: 'reconsumeTimes',
+  k: 'unitMode',
+  l: 'maxReconsumeTimes',
+  m: 'batch',
+  n: 'brokerName',
+};
+
+/** Topics only the broker itself writes (TopicValidator.NOT_ALLOWED_SEND_TOPIC_SET). */
+const NOT_ALLOWED_SEND_TOPICS = new Set([SCHEDULE_TOPIC, TRANS_HALF_TOPIC, TRANS_OP_HALF_TOPIC]);
+
+/** MessageConst.PROPERTY_CLUSTER: the broker records its cluster on every message it accepts. */
+const PROPERTY_CLUSTER = 'CLUSTER';
+const DEFAULT_REGION = 'DefaultRegion';
+
+export interface SendMessageHeader {
+  producerGroup: string;
+  topic: string;
+  defaultTopic: string;
+  defaultTopicQueueNums: number;
+  queueId: number;
+  sysFlag: number;
+  bornTimestamp: number;
+  flag: number;
+  properties: string;
+  reconsumeTimes: number;
+  unitMode: boolean;
+  maxReconsumeTimes: number | undefined;
+  batch: boolean;
+}
+
+/** Reads a v1 (long names) or v2 (letters) send header; v2 when the letters are present. */
+export function decodeSendHeader(extFields: Readonly<Record<string, unknown>>, v2: boolean): SendMessageHeader {
+  let fields = extFields;
+  if (v2) {
+    const renamed: Record<string, unknown> = {};
+    for (const [name, value] of Object.entries(extFields)) renamed[V2_FIELD_NAMES[name] ?? name] = value;
+    fields = renamed;
+  }
+  const header = new HeaderReader(fields);
+  return {
+    producerGroup: header.name('producerGroup'),
+    topic: header.string('topic'),
+    defaultTopic: header.string('defaultTopic'),
+    defaultTopicQueueNums: header.int('defaultTopicQueueNums'),
+    queueId: header.int('queueId'),
+    sysFlag: header.int('sysFlag'),
+    bornTimestamp: header.long('bornTimestamp'),
+    flag: header.int('flag'),
+    properties: header.optionalString('properties') ?? '',
+    reconsumeTimes: header.optionalInt('reconsumeTimes') ?? 0,
+    unitMode: header.bool('unitMode', false),
+    maxReconsumeTimes: header.optionalInt('maxReconsumeTimes'),
+    batch: header.bool('batch', false),
+  };
+}
+
+/** One message of a SEND_BATCH_MESSAGE body (MessageDecoder.encodeMessage). */
+export interface BatchEntry {
+  flag: number;
+  body: Buffer;
+  properties: string;
+}
+
+const BATCH_ENTRY_FIXED_BYTES = 4 + 4 + 4 + 4 + 4 + 2;
+
+/**
+ * Decodes a batch body: per message totalSize 4 | magicCode 4 | bodyCRC 4 | flag 4 | bodyLength 4 +
+ * body | propertiesLength 2 + properties. Magic and CRC are not checked (clients write 0 there).
+ */
+export function decodeBatchBody(body: Buffer, maxCount: number): BatchEntry[] {
+  const entries: BatchEntry[] = [];
+  let at = 0;
+  while (at < body.length) {
+    if (entries.length >= maxCount) {
+      throw new RequestError(ResponseCode.MessageIllegal, `batch holds more than ${maxCount} messages`);
+    }
+    if (body.length - at < BATCH_ENTRY_FIXED_BYTES) {
+      throw new RequestError(ResponseCode.MessageIllegal, `batch body is truncated at byte ${at}`);
+    }
+    const totalSize = body.readInt32BE(at);
+    const flag = body.readInt32BE(at + 12);
+    const bodyLength = body.readInt32BE(at + 16);
+    const bodyAt = at + 20;
+    if (bodyLength < 0 || bodyAt + bodyLength + 2 > body.length) {
+      throw new RequestError(ResponseCode.MessageIllegal, `batch message at byte ${at} has a bad body length`);
+    }
+    const propertiesLength = body.readUInt16BE(bodyAt + bodyLength);
+    const propertiesAt = bodyAt + bodyLength + 2;
+    const end = propertiesAt + propertiesLength;
+    if (end > body.length || totalSize !== end - at) {
+      throw new RequestError(ResponseCode.MessageIllegal, `batch message at byte ${at} has inconsistent lengths`);
+    }
+    entries.push({
+      flag,
+      body: body.subarray(bodyAt, bodyAt + bodyLength),
+      properties: body.toString('utf8', propertiesAt, end),
+    });
+    at = end;
+  }
+  if (entries.length === 0) throw new RequestError(ResponseCode.MessageIllegal, 'batch holds no messages');
+  return entries;
+}
+
+/** PutStatus -> ResponseCode (SendMessageProcessor.handlePutMessageResult). */
+export function responseCodeOfPutStatus(status: PutStatus): number {
+  switch (status) {
+    case PutStatus.Ok:
+      return ResponseCode.Success;
+    case PutStatus.FlushDiskTimeout:
+      return ResponseCode.FlushDiskTimeout;
+    case PutStatus.MessageIllegal:
+    case PutStatus.PropertiesSizeExceeded:
+      return ResponseCode.MessageIllegal;
+    case PutStatus.ServiceNotAvailable:
+      return ResponseCode.ServiceNotAvailable;
+    default:
+      return ResponseCode.SystemError;
+  }
+}
+
+export function bornHostOf(channel: RemotingChannel): HostAddress {
+  try {
+    const address = parseHostAddress(channel.remoteAddress);
+    return { host: normalizeHost(address.host), port: address.port };
+  } catch {
+    return { host: '0.0.0.0', port: 0 };
+  }
+}
+
+export class SendMessageProcessor {
+  /** Next queue per topic for sends that leave the choice to the broker. */
+  private readonly nextQueue = new Map<string, number>();
+
+  constructor(private readonly ctx: BrokerContext) {}
+
+  async process(
+    request: RemotingCommand,
+    channel: RemotingChannel,
+    kind: 'v1' | 'v2' | 'batch',
+  ): Promise<RemotingCommand> {
+    const extFields = request.extFields as Readonly<Record<string, unknown>>;
+    const v2 = kind === 'v2' || (kind === 'batch' && extFields['b'] !== undefined && extFields['topic'] === undefined);
+    const header = decodeSendHeader(extFields, v2);
+    const batch =
+      kind === 'batch'
+        ? decodeBatchBody(request.body ?? Buffer.alloc(0), this.ctx.config.maxBatchMessageCount)
+        : undefined;
+    const topicConfig = this.checkTopic(header, channel);
+    let topic = header.topic;
+    let queueId = this.chooseQueue(header, topicConfig, channel);
+
+    // A client that could not send a message back resends it to %RETRY%<group> itself; once it has
+    // been retried often enough it belongs in the DLQ (SendMessageProcessor.handleRetryAndDLQ).
+    if (topic.startsWith(RETRY_GROUP_TOPIC_PREFIX)) {
+      if (batch !== undefined) {
+        throw new RequestError(ResponseCode.MessageIllegal, 'batch request does not support retry group topic');
+      }
+      const maxReconsumeTimes = header.maxReconsumeTimes ?? this.ctx.config.maxReconsumeTimes;
+      if (header.reconsumeTimes >= maxReconsumeTimes) {
+        topic = dlqTopicOf(topic.slice(RETRY_GROUP_TOPIC_PREFIX.length));
+        queueId = 0;
+        this.ctx.topics.createInternal(topic, 1, PERM_READ_WRITE);
+      }
+    }
+
+    const base = {
+      topic,
+      queueId,
+      sysFlag: header.sysFlag,
+      bornTimestamp: header.bornTimestamp,
+      bornHost: bornHostOf(channel),
+      reconsumeTimes: header.reconsumeTimes,
+      preparedTransactionOffset: 0,
+    };
+    const cluster = this.ctx.config.clusterName;
+    let result: PutResult;
+    if (batch === undefined) {
+      const message: MessageToStore = {
+        ...base,
+        flag: header.flag,
+        body: request.body ?? Buffer.alloc(0),
+        properties: { ...decodeProperties(header.properties), [PROPERTY_CLUSTER]: cluster },
+      };
+      result = await this.ctx.store.putMessage(message);
+    } else {
+      const messages = batch.map((entry): MessageToStore => ({
+        ...base,
+        flag: entry.flag,
+        body: entry.body,
+        properties: { ...decodeProperties(entry.properties), [PROPERTY_CLUSTER]: cluster },
+      }));
+      result = await this.ctx.store.putMessages(messages);
+    }
+    return this.answer(request, result, queueId);
+  }
+
+  private checkTopic(header: SendMessageHeader, channel: RemotingChannel): TopicConfig {
+    const { topic } = header;
+    if (!isWriteable(this.ctx.brokerPermission)) {
+      throw new RequestError(
+        ResponseCode.NoPermission,
+        `the broker[${this.ctx.config.brokerName}] sending message is forbidden`,
+      );
+    }
+    const problem = topicNameProblem(topic);
+    if (problem !== undefined) throw new RequestError(ResponseCode.SystemError, problem);
+    if (NOT_ALLOWED_SEND_TOPICS.has(topic) || topic.startsWith(DLQ_GROUP_TOPIC_PREFIX)) {
+      throw new RequestError(ResponseCode.NoPermission, `Sending message to topic[${topic}] is forbidden.`);
+    }
+    let config = this.ctx.topics.get(topic);
+    if (config === undefined) {
+      if (topic.startsWith(RETRY_GROUP_TOPIC_PREFIX)) {
+        config = this.ctx.topics.createInternal(topic, 1, PERM_READ_WRITE);
+      } else if (topicNameProblem(header.defaultTopic) === undefined) {
+        config = this.ctx.topics.createOnSend(topic, header.defaultTopic, header.defaultTopicQueueNums, 0);
+      }
+    }
+    if (config === undefined) {
+      const why = this.ctx.config.autoCreateTopicEnable ? '' : ' (auto-create of topics is disabled on this broker)';
+      throw new RequestError(
+        ResponseCode.TopicNotExist,
+        `topic[${topic}] not exist, apply first please!${why} Producer: ${channel.remoteAddress}`,
+      );
+    }
+    if (!isWriteable(config.perm)) {
+      throw new RequestError(ResponseCode.NoPermission, `the topic[${topic}] sending message is forbidden`);
+    }
+    return config;
+  }
+
+  private chooseQueue(header: SendMessageHeader, config: TopicConfig, channel: RemotingChannel): number {
+    const queueCount = Math.max(config.writeQueueNums, config.readQueueNums);
+    if (header.queueId >= queueCount) {
+      throw new RequestError(
+        ResponseCode.SystemError,
+        `request queueId[${header.queueId}] is illegal, topic ${config.topicName} has ${queueCount} queues. Producer: ${channel.remoteAddress}`,
+      );
+    }
+    if (header.queueId >= 0) return header.queueId;
+    if (config.writeQueueNums <= 0) {
+      throw new RequestError(ResponseCode.NoPermission, `topic[${config.topicName}] has no write queues`);
+    }
+    const next = this.nextQueue.get(config.topicName) ?? 0;
+    this.nextQueue.set(config.topicName, (next + 1) % config.writeQueueNums);
+    return next % config.writeQueueNums;
+  }
+
+  private answer(request: RemotingCommand, result: PutResult, queueId: number): RemotingCommand {
+    const code = responseCodeOfPutStatus(result.status);
+    if (result.status !== PutStatus.Ok && result.status !== PutStatus.FlushDiskTimeout) {
+      this.ctx.counters.sendFailures++;
+      const remark = result.error?.message ?? `put message failed: ${result.status}`;
+      return createResponse(request, code, remark);
+    }
+    this.ctx.counters.putMessages += result.messageCount;
+    const fields = stringFields({
+      msgId: result.msgIds.join(','),
+      queueId,
+      queueOffset: result.queueOffset,
+      MSG_REGION: DEFAULT_REGION,
+      TRACE_ON: 'true',
+    });
+    return createResponse(request, code, undefined, fields);
+  }
+}
