@@ -15,6 +15,7 @@ import type { BrokerContext } from './broker-context.js';
 import type { PullRequestHoldService } from './pull-request-hold-service.js';
 import { RequestError } from './request-error.js';
 import { HeaderReader, stringFields } from './request-header.js';
+import { checkSubscription } from './subscription-check.js';
 import { isReadable } from './topic-config-manager.js';
 
 /** PullSysFlag.java bits. */
@@ -125,7 +126,11 @@ export class PullMessageProcessor {
     const code = responseCodeOfGetStatus(result.status, header.queueOffset);
 
     if (code === ResponseCode.PullNotFound && allowSuspend && (header.sysFlag & PullSysFlag.Suspend) !== 0) {
-      const suspendMs = Math.max(0, Math.min(header.suspendTimeoutMillis, config.longPollingMaxSuspendMs));
+      // The suspend flag with no time (the Go client v2.0.x sends suspendTimeoutMillis 0) is held until the
+      // next periodic check, as RocketMQ's PullRequestHoldService does; answering at once makes it spin.
+      const requestedMs =
+        header.suspendTimeoutMillis > 0 ? header.suspendTimeoutMillis : config.longPollingCheckIntervalMs;
+      const suspendMs = Math.min(requestedMs, config.longPollingMaxSuspendMs);
       this.commitIfAsked(header, allowSuspend);
       return new Promise<RemotingCommand>((resolve, reject) => {
         this.holdService.hold(
@@ -152,12 +157,7 @@ export class PullMessageProcessor {
    */
   private subscriptionFilter(header: PullMessageHeader): TagFilter {
     if ((header.sysFlag & PullSysFlag.Subscription) !== 0) {
-      if (header.expressionType !== 'TAG') {
-        throw new RequestError(
-          ResponseCode.SubscriptionParseFailed,
-          `The broker does not support consumer to filter message by ${header.expressionType}`,
-        );
-      }
+      checkSubscription(header.subscription, header.expressionType);
       return parseTagExpression(header.subscription);
     }
     const group = this.ctx.consumers.group(header.consumerGroup);
