@@ -9,7 +9,8 @@
  * same messages, 64 in flight, async flush), so the ratio shows what the protocol costs.
  *
  * Options: --messages N (per scenario, default 200000), --seconds S (cap per scenario, default 50),
- * --in-process, --server-cpu-prof DIR (the child writes a V8 CPU profile into DIR).
+ * --in-process, --scenarios single,batch,consume (a subset, for profiling; the baseline always
+ * runs), --server-cpu-prof DIR (the child writes a V8 CPU profile into DIR).
  */
 import './bench-env.js';
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -41,6 +42,7 @@ const totalMessages = Math.floor(argument('messages', 200_000));
 const capSeconds = argument('seconds', 50);
 const inProcess = process.argv.includes('--in-process');
 const serverCpuProfDir = stringArgument('server-cpu-prof');
+const scenarios = new Set((stringArgument('scenarios') ?? 'single,batch,consume').split(','));
 
 const BODY_BYTES = 1024;
 const SENDS_IN_FLIGHT = 64;
@@ -429,6 +431,63 @@ function cpuLine(name: string, result: ScenarioResult, separateServer: boolean):
   return `  ${name}: ${client}${server}; ${micros.toFixed(1)} µs CPU per message`;
 }
 
+/** Prints the table, loss/duplicate counts, CPU use and the issue's targets. */
+function report(
+  baseline: ScenarioResult,
+  single: ScenarioResult | undefined,
+  batch: ScenarioResult | undefined,
+  consume: ConsumeResult | undefined,
+  where: string,
+): void {
+  const rows: { measurement: Measurement; baseline?: Measurement }[] = [{ measurement: baseline.measurement }];
+  for (const result of [single, batch, consume?.produce]) {
+    if (result !== undefined) rows.push({ measurement: result.measurement, baseline: baseline.measurement });
+  }
+  if (consume !== undefined) rows.push({ measurement: consume.consume, baseline: consume.produce.measurement });
+  printTable(`1 KiB messages over TCP (${where})`, rows);
+  console.log(
+    `\nLatency: sends = call to answer; batches = per batch of ${BATCH_SIZE}; consumer = send call to handler.`,
+  );
+  if (consume !== undefined) {
+    const produceRate = summarize(consume.produce.measurement).msgsPerSec;
+    const consumeRate = summarize(consume.consume).msgsPerSec;
+    console.log(
+      `Consume: ${consume.consume.messages} of ${consume.produce.measurement.messages} delivered, ` +
+        `lost ${consume.lost}, duplicates ${consume.duplicates}; consume rate ${consumeRate.toFixed(0)} msgs/s = ` +
+        `${percentOf(consumeRate, produceRate)} of the produce rate ${produceRate.toFixed(0)} msgs/s ` +
+        `(drained ${consume.drainSeconds.toFixed(2)} s after the last send)`,
+    );
+  }
+  const failures = (single?.failures ?? 0) + (batch?.failures ?? 0) + (consume?.produce.failures ?? 0);
+  if (failures > 0) console.log(`Failed sends: ${failures} (see stderr)`);
+  console.log('CPU:');
+  console.log(cpuLine('store baseline', baseline, false));
+  if (single !== undefined) console.log(cpuLine('single sends', single, !inProcess));
+  if (batch !== undefined) console.log(cpuLine('batches', batch, !inProcess));
+  if (consume !== undefined) console.log(cpuLine('consume while producing', consume.produce, !inProcess));
+  console.log('Targets (issue 3):');
+  if (single !== undefined) {
+    const rate = summarize(single.measurement).msgsPerSec;
+    console.log(
+      `  single sends ${rate.toFixed(0)} msgs/s vs ${TARGET_SINGLE_PER_SEC}: ${percentOf(rate, TARGET_SINGLE_PER_SEC)}`,
+    );
+  }
+  if (batch !== undefined) {
+    const rate = summarize(batch.measurement).msgsPerSec;
+    console.log(
+      `  batched ${rate.toFixed(0)} msgs/s vs ${TARGET_BATCH_PER_SEC}: ${percentOf(rate, TARGET_BATCH_PER_SEC)}`,
+    );
+  }
+  if (consume !== undefined) {
+    const produceRate = summarize(consume.produce.measurement).msgsPerSec;
+    const consumeRate = summarize(consume.consume).msgsPerSec;
+    console.log(
+      `  consumer within 10% of producer: ${consumeRate >= 0.9 * produceRate ? 'yes' : 'no'} ` +
+        `(${percentOf(consumeRate, produceRate)})`,
+    );
+  }
+}
+
 async function main(): Promise<void> {
   const servers = inProcess ? await startInProcessServers() : await startChildServers();
   console.log(
@@ -440,48 +499,10 @@ async function main(): Promise<void> {
     const baseline = await storeBaseline();
     producer = new Producer({ group: 'bench-producer', nameServers: [servers.namesrv] });
     await producer.start();
-    const single = await singleSends(servers, producer);
-    const batch = await batchSends(servers, producer);
-    const consume = await consumeWhileProducing(servers, producer);
-
-    printTable(`1 KiB messages over TCP (${servers.where})`, [
-      { measurement: baseline.measurement },
-      { measurement: single.measurement, baseline: baseline.measurement },
-      { measurement: batch.measurement, baseline: baseline.measurement },
-      { measurement: consume.produce.measurement, baseline: baseline.measurement },
-      { measurement: consume.consume, baseline: consume.produce.measurement },
-    ]);
-    const singleRate = summarize(single.measurement).msgsPerSec;
-    const batchRate = summarize(batch.measurement).msgsPerSec;
-    const produceRate = summarize(consume.produce.measurement).msgsPerSec;
-    const consumeRate = summarize(consume.consume).msgsPerSec;
-    console.log(
-      `\nLatency: sends = call to answer; batches = per batch of ${BATCH_SIZE}; consumer = send call to handler.`,
-    );
-    console.log(
-      `Consume: ${consume.consume.messages} of ${consume.produce.measurement.messages} delivered, ` +
-        `lost ${consume.lost}, duplicates ${consume.duplicates}; consume rate ${consumeRate.toFixed(0)} msgs/s = ` +
-        `${percentOf(consumeRate, produceRate)} of the produce rate ${produceRate.toFixed(0)} msgs/s ` +
-        `(drained ${consume.drainSeconds.toFixed(2)} s after the last send)`,
-    );
-    const failures = single.failures + batch.failures + consume.produce.failures;
-    if (failures > 0) console.log(`Failed sends: ${failures} (see stderr)`);
-    console.log('CPU:');
-    console.log(cpuLine('store baseline', baseline, false));
-    console.log(cpuLine('single sends', single, !inProcess));
-    console.log(cpuLine('batches', batch, !inProcess));
-    console.log(cpuLine('consume while producing', consume.produce, !inProcess));
-    console.log('Targets (issue 3):');
-    console.log(
-      `  single sends ${singleRate.toFixed(0)} msgs/s vs ${TARGET_SINGLE_PER_SEC}: ${percentOf(singleRate, TARGET_SINGLE_PER_SEC)}`,
-    );
-    console.log(
-      `  batched ${batchRate.toFixed(0)} msgs/s vs ${TARGET_BATCH_PER_SEC}: ${percentOf(batchRate, TARGET_BATCH_PER_SEC)}`,
-    );
-    console.log(
-      `  consumer within 10% of producer: ${consumeRate >= 0.9 * produceRate ? 'yes' : 'no'} ` +
-        `(${percentOf(consumeRate, produceRate)})`,
-    );
+    const single = scenarios.has('single') ? await singleSends(servers, producer) : undefined;
+    const batch = scenarios.has('batch') ? await batchSends(servers, producer) : undefined;
+    const consume = scenarios.has('consume') ? await consumeWhileProducing(servers, producer) : undefined;
+    report(baseline, single, batch, consume, servers.where);
   } finally {
     await producer?.shutdown();
     await servers.stop();

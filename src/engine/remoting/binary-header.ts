@@ -35,8 +35,53 @@ function languageOrdinal(language: string): number {
   return ordinal >= 0 ? ordinal : OTHER_LANGUAGE;
 }
 
-/** Encodes the binary header. Codes and versions wider than 16 bits are truncated, as Java does. */
-export function encodeBinaryHeader(header: CommandHeader): Buffer {
+/** Encodes headers up to this size in one pass through a shared scratch buffer. */
+const SCRATCH_BYTES = 64 * 1024;
+const scratch = Buffer.allocUnsafe(SCRATCH_BYTES);
+/** Strings of one ASCII byte, the usual shape of SEND_MESSAGE_V2 field names ("a".."n"). */
+const ONE_BYTE_STRINGS: readonly string[] = Array.from({ length: 0x80 }, (_, code) => String.fromCharCode(code));
+
+/**
+ * Writes a UTF-8 string into the scratch buffer at `at` and its length before it (int16 or int32);
+ * returns the position after it, or -1 when the scratch buffer might be too small.
+ */
+function writeScratchString(text: string, at: number, lengthBytes: 2 | 4): number {
+  if (at + lengthBytes + 3 * text.length > SCRATCH_BYTES) return -1;
+  let bytes: number;
+  if (text.length === 1 && text.charCodeAt(0) < 0x80) {
+    scratch[at + lengthBytes] = text.charCodeAt(0);
+    bytes = 1;
+  } else {
+    bytes = text.length === 0 ? 0 : scratch.write(text, at + lengthBytes, 'utf8');
+  }
+  if (lengthBytes === 2) scratch.writeInt16BE(bytes, at);
+  else scratch.writeInt32BE(bytes, at);
+  return at + lengthBytes + bytes;
+}
+
+/** One pass into the scratch buffer; returns the header's length, or -1 if it does not fit there. */
+function encodeIntoScratch(header: CommandHeader): number {
+  let at = 0;
+  at = scratch.writeInt16BE((header.code << 16) >> 16, at);
+  at = scratch.writeUInt8(languageOrdinal(header.language), at);
+  at = scratch.writeInt16BE((header.version << 16) >> 16, at);
+  at = scratch.writeInt32BE(header.opaque | 0, at);
+  at = scratch.writeInt32BE(header.flag | 0, at);
+  at = writeScratchString(header.remark ?? '', at, 4);
+  const extLengthAt = at;
+  at += 4;
+  const fields = header.extFields;
+  for (const key in fields) {
+    if (at >= 0) at = writeScratchString(key, at, 2);
+    if (at >= 0) at = writeScratchString(fields[key] as string, at, 4);
+    if (at < 0) return -1;
+  }
+  scratch.writeInt32BE(at - extLengthAt - 4, extLengthAt);
+  return at;
+}
+
+/** The general path, for headers too large for the scratch buffer. */
+function encodeLarge(header: CommandHeader, reserveBytes: number): Buffer {
   const remark = header.remark !== undefined && header.remark.length > 0 ? Buffer.from(header.remark, 'utf8') : null;
   const pairs: Array<[Buffer, Buffer]> = [];
   let extBytes = 0;
@@ -46,8 +91,8 @@ export function encodeBinaryHeader(header: CommandHeader): Buffer {
     pairs.push([keyBytes, valueBytes]);
     extBytes += 2 + keyBytes.length + 4 + valueBytes.length;
   }
-  const out = Buffer.allocUnsafe(FIXED_BYTES + (remark?.length ?? 0) + extBytes);
-  let at = 0;
+  const out = Buffer.allocUnsafe(reserveBytes + FIXED_BYTES + (remark?.length ?? 0) + extBytes);
+  let at = reserveBytes;
   at = out.writeInt16BE((header.code << 16) >> 16, at);
   at = out.writeUInt8(languageOrdinal(header.language), at);
   at = out.writeInt16BE((header.version << 16) >> 16, at);
@@ -62,6 +107,18 @@ export function encodeBinaryHeader(header: CommandHeader): Buffer {
     at = out.writeInt32BE(valueBytes.length, at);
     at += valueBytes.copy(out, at);
   }
+  return out;
+}
+
+/**
+ * Encodes the binary header after `reserveBytes` bytes left for the caller (the frame prefix), so
+ * the frame needs no second copy. Codes and versions wider than 16 bits are truncated, as Java does.
+ */
+export function encodeBinaryHeader(header: CommandHeader, reserveBytes = 0): Buffer {
+  const headerBytes = encodeIntoScratch(header);
+  if (headerBytes < 0) return encodeLarge(header, reserveBytes);
+  const out = Buffer.allocUnsafe(reserveBytes + headerBytes);
+  scratch.copy(out, reserveBytes, 0, headerBytes);
   return out;
 }
 
@@ -119,7 +176,11 @@ export function decodeBinaryHeader(bytes: Buffer): CommandHeader {
     const keyBytes = bytes.readInt16BE(at);
     at += 2;
     if (keyBytes < 0 || keyBytes > end - at - 4) fail(`extFields key length ${keyBytes} exceeds the header`);
-    const key = bytes.toString('utf8', at, at + keyBytes);
+    const firstByte = bytes[at] as number;
+    const key =
+      keyBytes === 1 && firstByte < 0x80
+        ? (ONE_BYTE_STRINGS[firstByte] as string)
+        : bytes.toString('utf8', at, at + keyBytes);
     at += keyBytes;
     const valueBytes = bytes.readInt32BE(at);
     at += 4;

@@ -15,6 +15,13 @@ import { encodeCommandParts, FrameDecoder, FrameError, FrameErrorReason } from '
 
 /** The write buffer a peer may leave unread before we drop it (it is not reading its responses). */
 export const DEFAULT_MAX_WRITE_BUFFER_BYTES = 64 * 1024 * 1024;
+/**
+ * Bytes of requests one connection may hand to processors before it yields the event loop
+ * (setImmediate) and reads on. The yield lets other connections in, and lets work already started
+ * finish (the store writes on setImmediate), so responses to the first requests leave while the
+ * peer is still sending: client and server work at the same time instead of taking turns.
+ */
+export const DEFAULT_MAX_READ_BYTES_PER_TURN = 32 * 1024;
 
 export interface TcpChannelOptions {
   socket: Socket;
@@ -24,6 +31,8 @@ export interface TcpChannelOptions {
   /** Close after this long without reads or writes; 0 disables. */
   idleTimeoutMs: number;
   maxWriteBufferBytes?: number;
+  /** Yield the event loop after handing this many read bytes to processors (default 32 KiB). */
+  maxReadBytesPerTurn?: number;
   /** The reason recorded when the peer ends the connection (client closed / server closed). */
   peerClosedReason: string;
   log: Logger;
@@ -56,7 +65,9 @@ export class TcpChannel implements RemotingChannel {
   private readonly log: Logger;
   private readonly pending = new Map<number, PendingInvoke>();
   private readonly closeListeners: Array<() => void> = [];
+  private readonly maxReadBytesPerTurn: number;
   private corked = false;
+  private readBytesThisTurn = 0;
   private reason: string | undefined;
   private finished = false;
 
@@ -65,6 +76,7 @@ export class TcpChannel implements RemotingChannel {
     this.registry = options.registry;
     this.decoder = new FrameDecoder({ maxFrameBytes: options.maxFrameBytes });
     this.maxWriteBufferBytes = options.maxWriteBufferBytes ?? DEFAULT_MAX_WRITE_BUFFER_BYTES;
+    this.maxReadBytesPerTurn = options.maxReadBytesPerTurn ?? DEFAULT_MAX_READ_BYTES_PER_TURN;
     this.peerClosedReason = options.peerClosedReason;
     this.remoteAddress = socketAddress(this.socket.remoteAddress, this.socket.remotePort);
     this.localAddress = socketAddress(this.socket.localAddress, this.socket.localPort);
@@ -193,10 +205,17 @@ export class TcpChannel implements RemotingChannel {
     );
   }
 
+  private readonly handleCommand = (command: RemotingCommand): void => this.onCommand(command);
+
+  private readonly resumeReading = (): void => {
+    this.readBytesThisTurn = 0;
+    if (!this.closed) this.socket.resume();
+  };
+
   private onData(chunk: Buffer): void {
     if (this.closed) return;
     try {
-      this.decoder.push(chunk, (command) => this.onCommand(command));
+      this.decoder.push(chunk, this.handleCommand);
     } catch (err) {
       if (!(err instanceof FrameError)) throw err;
       const reason = err.reason === FrameErrorReason.FrameTooLarge ? CloseReason.FrameTooLarge : CloseReason.ParseError;
@@ -205,6 +224,15 @@ export class TcpChannel implements RemotingChannel {
         'bad remoting frame; closing connection',
       );
       this.close(reason);
+      return;
+    }
+    this.readBytesThisTurn += chunk.length;
+    if (this.readBytesThisTurn >= this.maxReadBytesPerTurn && !this.closed) {
+      // Scheduled after the requests' own work (a store write is a setImmediate queued while they
+      // ran), so their responses leave before we read on. Paused, the socket buffers at most one
+      // more chunk and then stops reading.
+      this.socket.pause();
+      setImmediate(this.resumeReading);
     }
   }
 

@@ -29,6 +29,8 @@ export interface RemotingServerOptions {
   idleTimeoutMs?: number;
   /** Drop a peer that leaves more than this unread in our write buffer. */
   maxWriteBufferBytes?: number;
+  /** Yield the event loop after handing this many bytes of one connection's requests to processors. */
+  maxReadBytesPerTurn?: number;
 }
 
 /** A remoting server on one TCP port. */
@@ -122,6 +124,9 @@ export class RemotingServer {
       log: this.log,
       ...(this.options.maxWriteBufferBytes !== undefined
         ? { maxWriteBufferBytes: this.options.maxWriteBufferBytes }
+        : {}),
+      ...(this.options.maxReadBytesPerTurn !== undefined
+        ? { maxReadBytesPerTurn: this.options.maxReadBytesPerTurn }
         : {}),
     });
     this.channels.add(channel);

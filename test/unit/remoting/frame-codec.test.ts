@@ -110,6 +110,34 @@ describe('remoting frame codec', () => {
     });
   });
 
+  it('round-trips a binary header too large for the encoder scratch buffer', () => {
+    const extFields: Record<string, string> = { big: 'x\u00e9'.repeat(40_000), a: 'b', '\u4e2d': '' };
+    const header = { code: 320, language: 'JAVA', version: 433, opaque: 9, flag: 0, remark: 'r', extFields };
+    const encoded = encodeBinaryHeader(header);
+    assert.ok(encoded.length > 64 * 1024);
+    assert.deepEqual(decodeBinaryHeader(encoded), header);
+    const command: RemotingCommand = { ...createRequest(320, extFields), serializeType: SerializeType.RocketMq };
+    assert.deepEqual(normalized(decodeFrame(encodeCommand(command))), normalized(command));
+  });
+
+  it('writes the same JSON header bytes as JSON.stringify of the header object', () => {
+    for (const command of sampleCommands().filter((each) => each.serializeType === SerializeType.Json)) {
+      const header: Record<string, unknown> = {
+        code: command.code,
+        language: command.language,
+        version: command.version,
+        opaque: command.opaque,
+        flag: command.flag,
+      };
+      if (command.remark !== undefined) header['remark'] = command.remark;
+      header['extFields'] = command.extFields;
+      header['serializeTypeCurrentRPC'] = 'JSON';
+      const frame = encodeCommand(command);
+      const headerBytes = frame.readUInt32BE(4) & 0xffffff;
+      assert.equal(frame.subarray(8, 8 + headerBytes).toString('utf8'), JSON.stringify(header));
+    }
+  });
+
   it('coerces non-string extFields values to strings and ignores unknown header fields', () => {
     const header = Buffer.from(
       JSON.stringify({

@@ -53,7 +53,7 @@ function echoRegistry(channels: RemotingChannel[]): { registry: ProcessorRegistr
 }
 
 async function startServer(
-  options: { port?: number; maxConnections?: number; idleTimeoutMs?: number } = {},
+  options: { port?: number; maxConnections?: number; idleTimeoutMs?: number; maxReadBytesPerTurn?: number } = {},
 ): Promise<Harness> {
   const channels: RemotingChannel[] = [];
   const { registry, releaseSlow } = echoRegistry(channels);
@@ -88,6 +88,20 @@ describe('remoting TCP client and server', () => {
       Array.from({ length: 50 }, (_, n) => String(n)),
     );
     assert.equal(server.connectionCount, 1);
+  });
+
+  it('answers every request of a burst when the server yields after each few bytes it reads', async () => {
+    const { address } = await startServer({ maxReadBytesPerTurn: 1 });
+    const client = newClient();
+    const body = Buffer.alloc(3000, 7);
+    const results = await Promise.all(
+      Array.from({ length: 300 }, (_, n) => client.invoke(address, createRequest(ECHO, { n: String(n) }, body), 5000)),
+    );
+    assert.deepEqual(
+      results.map((response) => response.extFields['echo']),
+      Array.from({ length: 300 }, (_, n) => String(n)),
+    );
+    assert.ok(results.every((response) => response.body?.equals(body)));
   });
 
   it('answers a fast request while a slow one on the same connection still waits', async () => {
