@@ -7,10 +7,13 @@
  */
 import { ErrorCode, RbError } from '../common/errors.js';
 import { createLogger } from '../common/logger.js';
-import type { ProcessorRegistry } from '../remoting/channel.js';
+import { MessageProperty } from '../common/properties.js';
+import type { ProcessorRegistry, RemotingChannel } from '../remoting/channel.js';
 import { RequestCode, ResponseCode } from '../remoting/codes.js';
 import { createRequest, createResponse, type RemotingCommand } from '../remoting/command.js';
+import { decodePulledMessages, type MessageExt } from './message-ext.js';
 import { localIPv4 } from './message-id.js';
+import { decodeResetOffsetBody } from './reset-offset-body.js';
 import { decodeTopicRouteData, type MessageQueue, type TopicRouteData } from './route.js';
 import type { Transport } from './transport.js';
 import { RemoteTransport } from './transport-remote.js';
@@ -31,7 +34,7 @@ export interface SubscriptionData {
 /** ConsumerData of a heartbeat. */
 export interface ConsumerData {
   groupName: string;
-  consumeType: 'CONSUME_ACTIVELY' | 'CONSUME_PASSIVELY';
+  consumeType: 'CONSUME_ACTIVELY' | 'CONSUME_PASSIVELY' | 'CONSUME_POP';
   messageModel: 'CLUSTERING' | 'BROADCASTING';
   consumeFromWhere: string;
   subscriptionDataSet: SubscriptionData[];
@@ -46,7 +49,16 @@ export interface ConsumerHandle {
   onConsumerIdsChanged(): void;
   /** Properties reported for GET_CONSUMER_RUNNING_INFO. */
   runningInfo(): Record<string, unknown>;
+  /** RESET_CONSUMER_CLIENT_OFFSET: restart the listed queues of `topic` from the given offsets. */
+  resetOffset?(topic: string, offsets: readonly { queue: MessageQueue; offset: number }[]): Promise<void>;
 }
+
+/** Answers a broker's CHECK_TRANSACTION_STATE for one producer group (the TransactionProducer). */
+export type TransactionChecker = (
+  header: Record<string, string>,
+  message: MessageExt,
+  channel: RemotingChannel,
+) => Promise<void>;
 
 export interface ClientInstanceOptions {
   nameServers: readonly string[];
@@ -86,9 +98,36 @@ function attach(registry: ProcessorRegistry, instance: ClientInstance): void {
       }
       return createResponse(request, ResponseCode.SystemError, `no consumer of group ${group} here`);
     });
-    registry.register(RequestCode.CheckTransactionState, (request) => {
-      // Transactional producers are not part of this client yet; the broker keeps checking later.
-      log.debug({ fields: request.extFields }, 'ignoring CHECK_TRANSACTION_STATE');
+    registry.register(RequestCode.CheckTransactionState, (request, channel) => {
+      const message = request.body === undefined ? undefined : decodePulledMessages(request.body, '')[0];
+      const group = message?.allProperties[MessageProperty.ProducerGroup];
+      if (message === undefined || group === undefined) {
+        log.warn({ fields: request.extFields }, 'CHECK_TRANSACTION_STATE without a half message or its group');
+        return createResponse(request, ResponseCode.SystemError, 'no half message in the check');
+      }
+      for (const each of set) {
+        const checker = each.transactionChecker(group);
+        if (checker === undefined) continue;
+        // Answered by a later END_TRANSACTION, as RocketMQ does; the check itself is acknowledged now.
+        checker({ ...request.extFields }, message, channel).catch((err: unknown) => {
+          log.warn({ err, group }, 'transaction check failed; the broker will check again');
+        });
+        return createResponse(request, ResponseCode.Success);
+      }
+      log.debug({ group }, 'CHECK_TRANSACTION_STATE for a group without a transaction producer here');
+      return createResponse(request, ResponseCode.SystemError, `no transaction producer of group ${group}`);
+    });
+    registry.register(RequestCode.ResetConsumerClientOffset, async (request) => {
+      const topic = request.extFields['topic'] ?? '';
+      const group = request.extFields['group'] ?? '';
+      let offsets: { queue: MessageQueue; offset: number }[];
+      try {
+        offsets = decodeResetOffsetBody(request.body);
+      } catch (err) {
+        log.warn({ err, group, topic }, 'RESET_CONSUMER_CLIENT_OFFSET with an unreadable body');
+        return createResponse(request, ResponseCode.SystemError, 'unreadable reset offset body');
+      }
+      for (const each of set) await each.resetConsumerOffset(group, topic, offsets);
       return createResponse(request, ResponseCode.Success);
     });
   }
@@ -111,6 +150,7 @@ export class ClientInstance {
   private readonly inflightRoutes = new Map<string, Promise<TopicRouteData | undefined>>();
   private readonly producerGroups = new Set<string>();
   private readonly consumers = new Map<string, ConsumerHandle>();
+  private readonly transactionCheckers = new Map<string, TransactionChecker>();
   private readonly heartbeatIntervalMs: number;
   private readonly routeRefreshIntervalMs: number;
   private timers: NodeJS.Timeout[] = [];
@@ -167,6 +207,31 @@ export class ClientInstance {
 
   removeConsumer(group: string): void {
     this.consumers.delete(group);
+  }
+
+  setTransactionChecker(group: string, checker: TransactionChecker | undefined): void {
+    if (checker === undefined) this.transactionCheckers.delete(group);
+    else this.transactionCheckers.set(group, checker);
+  }
+
+  /** @internal Called by the shared registry processor. */
+  transactionChecker(group: string): TransactionChecker | undefined {
+    return this.transactionCheckers.get(group);
+  }
+
+  /** @internal Called by the shared registry processor. */
+  async resetConsumerOffset(
+    group: string,
+    topic: string,
+    offsets: readonly { queue: MessageQueue; offset: number }[],
+  ): Promise<void> {
+    const consumer = this.consumers.get(group);
+    if (consumer?.resetOffset === undefined) return;
+    try {
+      await consumer.resetOffset(topic, offsets);
+    } catch (err) {
+      log.warn({ err, group, topic }, 'resetting consumer offsets failed');
+    }
   }
 
   /** @internal Called by the shared registry processor. */

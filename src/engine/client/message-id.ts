@@ -37,12 +37,30 @@ function refreshMonth(nowMs: number): void {
   nextMonthStartMs = new Date(now.getFullYear(), now.getMonth() + 1, 1).getTime();
 }
 
+/** Upper-case hex of every byte value: an id is built from these without a Buffer per message. */
+const HEX_BYTES = Array.from({ length: 256 }, (_, value) => value.toString(16).toUpperCase().padStart(2, '0'));
+/** The prefix and time part of the last id, reused while the millisecond is the same. */
+let lastMs = -1;
+let prefixAndTime = '';
+
+function hexByte(value: number): string {
+  return HEX_BYTES[value & 0xff] ?? '00';
+}
+
 /** A new unique message id. */
 export function createUniqueMessageId(nowMs = Date.now()): string {
-  if (nowMs >= nextMonthStartMs || nowMs < monthStartMs) refreshMonth(nowMs);
-  const tail = Buffer.alloc(6);
-  tail.writeUInt32BE((nowMs - monthStartMs) >>> 0, 0);
-  tail.writeUInt16BE(counter, 4);
+  if (nowMs !== lastMs) {
+    if (nowMs >= nextMonthStartMs || nowMs < monthStartMs) refreshMonth(nowMs);
+    const sinceMonthStart = (nowMs - monthStartMs) >>> 0;
+    prefixAndTime =
+      PREFIX +
+      hexByte(sinceMonthStart >>> 24) +
+      hexByte(sinceMonthStart >>> 16) +
+      hexByte(sinceMonthStart >>> 8) +
+      hexByte(sinceMonthStart);
+    lastMs = nowMs;
+  }
+  const id = prefixAndTime + hexByte(counter >>> 8) + hexByte(counter);
   counter = (counter + 1) & 0xffff;
-  return PREFIX + tail.toString('hex').toUpperCase();
+  return id;
 }

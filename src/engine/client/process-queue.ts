@@ -14,6 +14,11 @@ export class ProcessQueue {
   private largestQueueOffset = -1;
   private spaceWaiters: (() => void)[] = [];
   readonly abort = new AbortController();
+  /** Orderly consumption: whether this member holds the queue's lock at the broker, and since when. */
+  locked = false;
+  lastLockMs = 0;
+  /** Orderly consumption: the running consume loop of this queue, if any (one handler call at a time). */
+  consuming: Promise<void> | undefined;
 
   constructor(
     readonly queue: MessageQueue,
@@ -31,6 +36,16 @@ export class ProcessQueue {
       this.inflight.set(message.queueOffset, message);
       this.largestQueueOffset = message.queueOffset;
     }
+  }
+
+  /** The unfinished message with the smallest queue offset. */
+  first(): MessageExt | undefined {
+    return this.inflight.values().next().value;
+  }
+
+  /** Whether the lock is held and was renewed within `maxLiveMs`. */
+  lockValid(nowMs: number, maxLiveMs: number): boolean {
+    return this.locked && nowMs - this.lastLockMs <= maxLiveMs;
   }
 
   /** Marks messages finished; returns the queue offset now safe to commit, or -1 if nothing was ever pulled. */

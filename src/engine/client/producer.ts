@@ -27,6 +27,8 @@ export interface SendResult {
   msgId: string;
   /** The broker's offset id (store host + CommitLog offset); comma-joined for a batch. */
   offsetMsgId: string;
+  /** The transaction id the broker returned (half messages), else undefined. */
+  transactionId?: string;
   messageQueue: MessageQueue;
   /** Queue offset of the (first) message. */
   queueOffset: number;
@@ -37,6 +39,39 @@ export interface SendOptions {
   queue?: MessageQueue;
   /** Picks the queue from the topic's write queues (RocketMQ MessageQueueSelector). */
   selector?: (queues: readonly MessageQueue[], message: Message) => MessageQueue;
+  /** RocketMQ delay level 1..18 (`1s 5s 10s 30s 1m ...` by default); sets the DELAY property. */
+  delayLevel?: number;
+  /** Deliver at this time (ms since the epoch); sets TIMER_DELIVER_MS (RocketMQ 5 timer messages). */
+  deliverAt?: number;
+  /** Deliver this many ms from now; sent as TIMER_DELIVER_MS = now + delayMs. */
+  delayMs?: number;
+}
+
+/** RocketMQ's number of delay levels (MessageStoreConfig.messageDelayLevel). */
+export const MAX_DELAY_LEVEL = 18;
+
+/** The message with the delay properties the send options ask for (at most one kind of delay). */
+export function applyDelay(message: Message, options: SendOptions): Message {
+  const kinds = [options.delayLevel, options.deliverAt, options.delayMs].filter((value) => value !== undefined);
+  if (kinds.length === 0) return message;
+  if (kinds.length > 1) {
+    throw new RbError(ErrorCode.MessageIllegal, 'give only one of delayLevel, deliverAt and delayMs');
+  }
+  const properties: Properties = { ...message.properties };
+  if (options.delayLevel !== undefined) {
+    const level = options.delayLevel;
+    if (!Number.isInteger(level) || level < 1 || level > MAX_DELAY_LEVEL) {
+      throw new RbError(ErrorCode.MessageIllegal, `delayLevel must be an integer 1..${MAX_DELAY_LEVEL}, not ${level}`);
+    }
+    properties[MessageProperty.DelayTimeLevel] = String(level);
+  } else {
+    const deliverAt = options.deliverAt ?? Date.now() + (options.delayMs ?? 0);
+    if (!Number.isFinite(deliverAt) || deliverAt < 0) {
+      throw new RbError(ErrorCode.MessageIllegal, `delivery time ${deliverAt} is not a valid timestamp`);
+    }
+    properties[MessageProperty.TimerDeliverMs] = String(Math.floor(deliverAt));
+  }
+  return { ...message, properties };
 }
 
 export interface ProducerOptions {
@@ -101,27 +136,30 @@ interface PreparedSend {
  * flag 4, bodyLength 4 + body, propertiesLength 2 + properties. The broker fills in the rest.
  */
 export function encodeBatch(messages: readonly { body: Buffer; flag: number; properties: string }[]): Buffer {
-  const parts = messages.map((message) => {
-    const propertiesBytes = Buffer.from(message.properties, 'utf8');
-    const totalSize = 4 + 4 + 4 + 4 + 4 + message.body.length + 2 + propertiesBytes.length;
-    const part = Buffer.alloc(totalSize);
-    let p = part.writeInt32BE(totalSize, 0);
-    p = part.writeInt32BE(0, p);
-    p = part.writeInt32BE(0, p);
-    p = part.writeInt32BE(message.flag | 0, p);
-    p = part.writeInt32BE(message.body.length, p);
-    p += message.body.copy(part, p);
-    p = part.writeUInt16BE(propertiesBytes.length, p);
-    propertiesBytes.copy(part, p);
-    return part;
-  });
-  return Buffer.concat(parts);
+  // Measured first and written once into one buffer: no buffer per message and no concatenation.
+  const propertiesLengths = messages.map((message) => Buffer.byteLength(message.properties, 'utf8'));
+  let batchBytes = 0;
+  for (const [i, message] of messages.entries()) batchBytes += 22 + message.body.length + (propertiesLengths[i] ?? 0);
+  const batch = Buffer.allocUnsafe(batchBytes);
+  let p = 0;
+  for (const [i, message] of messages.entries()) {
+    const propertiesBytes = propertiesLengths[i] ?? 0;
+    p = batch.writeInt32BE(22 + message.body.length + propertiesBytes, p);
+    p = batch.writeInt32BE(0, p);
+    p = batch.writeInt32BE(0, p);
+    p = batch.writeInt32BE(message.flag | 0, p);
+    p = batch.writeInt32BE(message.body.length, p);
+    p += message.body.copy(batch, p);
+    p = batch.writeUInt16BE(propertiesBytes, p);
+    p += batch.write(message.properties, p, 'utf8');
+  }
+  return batch;
 }
 
 /** Sends messages to topics through the brokers the NameServer names. */
 export class Producer {
   readonly group: string;
-  private readonly instance: ClientInstance;
+  protected readonly instance: ClientInstance;
   private readonly sendTimeoutMs: number;
   private readonly retryTimes: number;
   private readonly compressOverBytes: number | undefined;
@@ -173,7 +211,7 @@ export class Producer {
   /** Sends one message and waits for the broker's answer; retries on another broker on failure. */
   async send(message: Message, options: SendOptions = {}): Promise<SendResult> {
     this.checkRunning();
-    const prepared = this.prepare([message], false);
+    const prepared = this.prepare([applyDelay(message, options)], false);
     return this.sendWithRetry(prepared, message, options, this.retryTimes);
   }
 
@@ -201,7 +239,7 @@ export class Producer {
   /** Fire and forget: one attempt, no answer awaited from the broker. */
   async sendOneway(message: Message, options: SendOptions = {}): Promise<void> {
     this.checkRunning();
-    const prepared = this.prepare([message], false);
+    const prepared = this.prepare([applyDelay(message, options)], false);
     const { queue, address } = await this.pickQueue(prepared.topic, message, options, undefined);
     await this.instance.transport.invokeOneway(address, markOneway(this.buildRequest(prepared, queue)));
   }
@@ -270,6 +308,10 @@ export class Producer {
     }
     let body = first.body;
     let sysFlag = 0;
+    // A half message of a transaction (DefaultMQProducerImpl.sendKernelImpl).
+    if (encoded[0]?.properties[MessageProperty.TransactionPrepared] === 'true') {
+      sysFlag |= MessageSysFlag.TransactionPreparedType;
+    }
     if (this.compressOverBytes !== undefined && body.length > this.compressOverBytes) {
       body = deflateSync(body);
       sysFlag |= MessageSysFlag.Compressed;
@@ -402,12 +444,15 @@ export class Producer {
         this.instance.dropRoute(prepared.topic);
       }
     }
-    return {
+    const result: SendResult = {
       status,
       msgId: prepared.uniqueIds.join(','),
       offsetMsgId: response.extFields['msgId'] ?? '',
       messageQueue: { topic: prepared.topic, brokerName: queue.brokerName, queueId },
       queueOffset: Number(response.extFields['queueOffset'] ?? -1),
     };
+    const transactionId = response.extFields['transactionId'];
+    if (transactionId !== undefined && transactionId.length > 0) result.transactionId = transactionId;
+    return result;
   }
 }

@@ -1,8 +1,12 @@
 /**
- * The push consumer (RocketMQ DefaultMQPushConsumer, concurrent mode). It owns: rebalancing queues
- * among the group's members, one long-polling pull loop per owned queue, handing messages to the
- * user's handler with bounded concurrency, sending failed messages back for retry, and committing
- * offsets (smallest unfinished per queue) to the broker, or to a local file when broadcasting.
+ * The push consumer (RocketMQ DefaultMQPushConsumer). It owns: rebalancing queues among the group's
+ * members, one long-polling pull loop per owned queue, handing messages to the user's handler with
+ * bounded concurrency, sending failed messages back for retry, and committing offsets (smallest
+ * unfinished per queue) to the broker, or to a local file when broadcasting.
+ *
+ * Orderly mode (MessageListenerOrderly): each queue is locked at its broker before it is consumed and
+ * the lock is renewed periodically; one handler call per queue is in flight, in queue order; a
+ * message the handler fails is retried locally after a pause and blocks its queue meanwhile.
  */
 import { homedir } from 'node:os';
 import { join } from 'node:path';
@@ -21,18 +25,28 @@ import {
   sendMessageBack,
 } from './broker-api.js';
 import { ClientInstance, type ConsumerData, type ConsumerHandle } from './client-instance.js';
+import { lockBatchMq, unlockBatchMq } from './lock-api.js';
 import type { MessageExt } from './message-ext.js';
 import { LocalOffsetStore, type OffsetStore, RemoteOffsetStore } from './offset-store.js';
 import { ProcessQueue } from './process-queue.js';
 import { type MessageQueue, queueKey, readQueuesOf } from './route.js';
-import { createSubscription, matchesSubscription, type Subscription, subscriptionData } from './subscription.js';
+import {
+  createSubscription,
+  matchesSubscription,
+  type SelectorInput,
+  type Subscription,
+  subscriptionData,
+} from './subscription.js';
 import { Semaphore, sleep } from './timing.js';
 import type { Transport } from './transport.js';
 
 const log = createLogger('push-consumer');
 
-/** What a handler answers (the Go client's ConsumeSuccess / ConsumeRetryLater). */
-export type ConsumeResult = 'CONSUME_SUCCESS' | 'RECONSUME_LATER';
+/**
+ * What a handler answers (the Go client's ConsumeSuccess / ConsumeRetryLater). Orderly consumers
+ * treat RECONSUME_LATER and SUSPEND_CURRENT_QUEUE_A_MOMENT alike: pause the queue, retry the message.
+ */
+export type ConsumeResult = 'CONSUME_SUCCESS' | 'RECONSUME_LATER' | 'SUSPEND_CURRENT_QUEUE_A_MOMENT';
 export type MessageHandler = (messages: MessageExt[]) => Promise<ConsumeResult> | ConsumeResult;
 export type MessageModel = 'CLUSTERING' | 'BROADCASTING';
 export type ConsumeFromWhere = 'LAST_OFFSET' | 'FIRST_OFFSET' | 'TIMESTAMP';
@@ -62,8 +76,19 @@ export interface PushConsumerOptions {
   pullRetryDelayMs?: number;
   /** Wait before re-running a handler locally when sending a message back failed (RocketMQ 5 s). */
   localRetryDelayMs?: number;
-  /** Sent-back messages go to the DLQ after this many (RocketMQ 16). */
+  /**
+   * Sent-back messages go to the DLQ after this many (RocketMQ 16). Orderly: local retries of one
+   * message before it goes to the DLQ; unlimited when omitted (RocketMQ Integer.MAX_VALUE).
+   */
   maxReconsumeTimes?: number;
+  /** Orderly consumption: lock each queue, one handler call per queue at a time, in order. */
+  orderly?: boolean;
+  /** Orderly: how often the queue locks are renewed (RocketMQ 20 s). */
+  lockIntervalMs?: number;
+  /** Orderly: a lock not renewed for this long is considered lost (RocketMQ 30 s). */
+  lockMaxLiveTimeMs?: number;
+  /** Orderly: pause before retrying a failed message (RocketMQ suspendCurrentQueueTimeMillis 1 s). */
+  suspendCurrentQueueTimeMs?: number;
   /** Broadcasting: offsets go to `<offsetStoreDir>/<group>/offsets.json` (default ~/.rocketbridge_offsets/<instance>). */
   offsetStoreDir?: string;
   /** Shutdown waits this long for handlers in flight before committing offsets. */
@@ -87,8 +112,13 @@ export class PushConsumer implements ConsumerHandle {
   private readonly instance: ClientInstance;
   private readonly offsetStore: OffsetStore;
   private readonly options: Required<
-    Omit<PushConsumerOptions, 'transport' | 'instanceName' | 'offsetStoreDir' | 'consumeTimestamp' | 'nameServers'>
+    Omit<
+      PushConsumerOptions,
+      'transport' | 'instanceName' | 'offsetStoreDir' | 'consumeTimestamp' | 'nameServers' | 'maxReconsumeTimes'
+    >
   >;
+  /** Sent-back limit; for orderly consumers undefined means unlimited local retries. */
+  private readonly maxReconsumeTimes: number | undefined;
   private readonly consumeTimestamp: number;
   private readonly subscriptions = new Map<string, Subscription>();
   private readonly handlers = new Map<string, MessageHandler>();
@@ -118,12 +148,19 @@ export class PushConsumer implements ConsumerHandle {
       suspendTimeoutMs: options.suspendTimeoutMs ?? 15_000,
       pullRetryDelayMs: options.pullRetryDelayMs ?? 3000,
       localRetryDelayMs: options.localRetryDelayMs ?? 5000,
-      maxReconsumeTimes: options.maxReconsumeTimes ?? 16,
+      orderly: options.orderly ?? false,
+      lockIntervalMs: options.lockIntervalMs ?? 20_000,
+      lockMaxLiveTimeMs: options.lockMaxLiveTimeMs ?? 30_000,
+      suspendCurrentQueueTimeMs: options.suspendCurrentQueueTimeMs ?? 1000,
       shutdownTimeoutMs: options.shutdownTimeoutMs ?? 5000,
       requestTimeoutMs: options.requestTimeoutMs ?? 3000,
       heartbeatIntervalMs: options.heartbeatIntervalMs ?? 30_000,
       routeRefreshIntervalMs: options.routeRefreshIntervalMs ?? 30_000,
     };
+    this.maxReconsumeTimes = options.maxReconsumeTimes ?? (options.orderly === true ? undefined : 16);
+    if (this.options.orderly && this.messageModel === 'BROADCASTING') {
+      throw new RbError(ErrorCode.ConfigInvalid, 'orderly consumption needs CLUSTERING');
+    }
     this.consumeTimestamp = options.consumeTimestamp ?? Date.now() - 30 * 60 * 1000;
     const instanceOptions: ConstructorParameters<typeof ClientInstance>[0] = {
       nameServers: options.nameServers,
@@ -148,8 +185,11 @@ export class PushConsumer implements ConsumerHandle {
     return this.instance.clientId;
   }
 
-  /** Subscribes `topic` with a tag expression (`*`, `a || b`, word patterns); call before start. */
-  subscribe(topic: string, tagExpression: string, handler: MessageHandler): void {
+  /**
+   * Subscribes `topic` with a tag expression (`*`, `a || b`, word patterns); call before start.
+   * Invalid expressions throw RB_ERR_SUBSCRIPTION_INVALID.
+   */
+  subscribe(topic: string, tagExpression: SelectorInput, handler: MessageHandler): void {
     validateTopicName(topic);
     if (this.running) throw new RbError(ErrorCode.ClientState, 'subscribe before start');
     this.subscriptions.set(topic, createSubscription(topic, tagExpression));
@@ -181,6 +221,9 @@ export class PushConsumer implements ConsumerHandle {
       setInterval(() => void this.rebalance(), this.options.rebalanceIntervalMs).unref(),
       setInterval(() => void this.persistOffsets(), this.options.offsetPersistIntervalMs).unref(),
     );
+    if (this.options.orderly) {
+      this.timers.push(setInterval(() => void this.lockAll(), this.options.lockIntervalMs).unref());
+    }
   }
 
   /** Stops pulling, waits briefly for handlers in flight, commits offsets and leaves the group. */
@@ -193,9 +236,16 @@ export class PushConsumer implements ConsumerHandle {
     this.retryTimers.clear();
     for (const pq of this.processQueues.values()) pq.abort.abort();
     await this.rebalancing;
-    await Promise.race([Promise.allSettled([...this.inflight]), sleep(this.options.shutdownTimeoutMs)]);
+    // The bounded wait must not outlive the handlers: its timer would hold the process open.
+    const waitDone = new AbortController();
+    await Promise.race([
+      Promise.allSettled([...this.inflight]),
+      sleep(this.options.shutdownTimeoutMs, waitDone.signal),
+    ]);
+    waitDone.abort();
     await this.persistOffsets();
     for (const pq of this.processQueues.values()) pq.drop();
+    if (this.options.orderly) await this.unlock([...this.processQueues.values()].map((pq) => pq.queue));
     await this.instance.shutdown();
     this.instance.removeConsumer(this.group);
     this.processQueues.clear();
@@ -297,13 +347,18 @@ export class PushConsumer implements ConsumerHandle {
       // Released: stop pulling, commit what is finished, and let the new owner start from there.
       pq.drop();
       this.processQueues.delete(key);
+      // Orderly: the handler call in flight finishes before the lock goes, so order holds across owners.
+      if (pq.consuming !== undefined) await pq.consuming;
       await this.offsetStore.persist(pq.queue);
       this.offsetStore.remove(pq.queue);
+      if (this.options.orderly) await this.unlock([pq.queue]);
       log.debug({ queue: key, group: this.group }, 'queue released');
     }
     for (const queue of owned) {
       const key = queueKey(queue);
       if (this.processQueues.has(key) || !this.running) continue;
+      // Orderly: a queue another member still holds is left for a later rebalance.
+      if (this.options.orderly && !(await this.lockOne(queue))) continue;
       let startOffset: number;
       try {
         startOffset = await this.startOffsetOf(queue);
@@ -314,6 +369,10 @@ export class PushConsumer implements ConsumerHandle {
       if (!this.running || this.processQueues.has(key)) continue;
       this.offsetStore.update(queue, startOffset, false);
       const pq = new ProcessQueue(queue, startOffset);
+      if (this.options.orderly) {
+        pq.locked = true;
+        pq.lastLockMs = Date.now();
+      }
       this.processQueues.set(key, pq);
       log.debug({ queue: key, startOffset, group: this.group }, 'queue assigned');
       void this.pullLoop(pq);
@@ -342,6 +401,11 @@ export class PushConsumer implements ConsumerHandle {
     const subscription = this.subscriptions.get(pq.queue.topic);
     if (subscription === undefined) return;
     while (this.running && !pq.dropped) {
+      if (this.options.orderly && !pq.lockValid(Date.now(), this.options.lockMaxLiveTimeMs)) {
+        // Only the lock holder may move a queue forward; wait for the next renewal.
+        await sleep(Math.min(1000, this.options.lockIntervalMs), pq.abort.signal);
+        continue;
+      }
       if (pq.count >= this.options.maxCachedMessagesPerQueue) {
         await pq.waitForSpace(1000);
         continue;
@@ -387,7 +451,8 @@ export class PushConsumer implements ConsumerHandle {
           return;
         }
         pq.put(messages);
-        await this.dispatch(pq, messages);
+        if (this.options.orderly) this.kickOrderly(pq);
+        else await this.dispatch(pq, messages);
         return;
       }
       case 'NO_NEW_MSG':
@@ -460,7 +525,7 @@ export class PushConsumer implements ConsumerHandle {
       if (this.messageModel === 'BROADCASTING') {
         log.warn({ count: messages.length }, 'broadcasting consumers do not retry; messages dropped');
       } else {
-        finished = await this.sendBack(pq, messages);
+        finished = await this.sendBack(pq, messages, this.maxReconsumeTimes ?? 16);
       }
     }
     if (finished.length === 0) return;
@@ -469,12 +534,12 @@ export class PushConsumer implements ConsumerHandle {
   }
 
   /** Sends messages back for retry; returns those done with, and retries the rest locally later. */
-  private async sendBack(pq: ProcessQueue, messages: MessageExt[]): Promise<MessageExt[]> {
+  private async sendBack(pq: ProcessQueue, messages: MessageExt[], maxReconsumeTimes: number): Promise<MessageExt[]> {
     const sent: MessageExt[] = [];
     const failed: MessageExt[] = [];
     for (const message of messages) {
       try {
-        await sendMessageBack(this.instance, this.group, message, this.options.maxReconsumeTimes);
+        await sendMessageBack(this.instance, this.group, message, maxReconsumeTimes);
         sent.push(message);
       } catch (err) {
         log.warn({ err, msgId: message.msgId }, 'sending the message back failed; retrying locally');
@@ -504,5 +569,144 @@ export class PushConsumer implements ConsumerHandle {
 
   private async persistOffsets(): Promise<void> {
     await this.offsetStore.persistAll(this.assignedQueues());
+  }
+
+  // Orderly consumption
+
+  /** Starts the queue's consume loop unless it is running. */
+  private kickOrderly(pq: ProcessQueue): void {
+    if (pq.consuming !== undefined || pq.dropped || !this.running) return;
+    const loop = this.consumeOrderly(pq).finally(() => {
+      pq.consuming = undefined;
+    });
+    pq.consuming = loop;
+    this.track(loop);
+  }
+
+  /**
+   * ConsumeMessageOrderlyService: while the lock is valid, hands the queue's first unfinished message
+   * to the handler; success commits past it, failure pauses the queue and retries the same message.
+   */
+  private async consumeOrderly(pq: ProcessQueue): Promise<void> {
+    while (this.running && !pq.dropped && pq.lockValid(Date.now(), this.options.lockMaxLiveTimeMs)) {
+      const message = pq.first();
+      if (message === undefined) return;
+      const handler = this.handlers.get(message.topic);
+      await this.consumeSlots.acquire();
+      let result: ConsumeResult = 'CONSUME_SUCCESS';
+      try {
+        if (!this.running || pq.dropped) return;
+        if (handler !== undefined) result = await handler([message]);
+      } catch (err) {
+        log.warn({ err, group: this.group, msgId: message.msgId }, 'orderly handler threw; retrying the message');
+        result = 'RECONSUME_LATER';
+      } finally {
+        this.consumeSlots.release();
+      }
+      if (result !== 'CONSUME_SUCCESS') {
+        message.reconsumeTimes++;
+        const max = this.maxReconsumeTimes;
+        if (max === undefined || message.reconsumeTimes <= max || !(await this.sendToDlq(message))) {
+          await sleep(this.options.suspendCurrentQueueTimeMs, pq.abort.signal);
+          continue;
+        }
+      }
+      const commitOffset = pq.remove([message]);
+      if (commitOffset >= 0 && !pq.dropped) this.offsetStore.update(pq.queue, commitOffset, true);
+    }
+  }
+
+  /** An orderly message past its retries goes to the DLQ (delay level -1); false if that failed. */
+  private async sendToDlq(message: MessageExt): Promise<boolean> {
+    try {
+      await sendMessageBack(this.instance, this.group, message, this.maxReconsumeTimes ?? 16, -1);
+      return true;
+    } catch (err) {
+      log.warn({ err, msgId: message.msgId }, 'moving an orderly message to the DLQ failed; retrying it');
+      return false;
+    }
+  }
+
+  private async lockOne(queue: MessageQueue): Promise<boolean> {
+    try {
+      const address = await this.instance.brokerAddressOf(queue);
+      const locked = await lockBatchMq(this.instance, address, this.group, [queue]);
+      return locked.has(queueKey(queue));
+    } catch (err) {
+      log.debug({ err, queue: queueKey(queue) }, 'locking a queue failed');
+      return false;
+    }
+  }
+
+  /** RebalanceImpl.lockAll: renews every owned queue's lock, per broker. */
+  private async lockAll(): Promise<void> {
+    const byBroker = new Map<string, ProcessQueue[]>();
+    for (const pq of this.processQueues.values()) {
+      const list = byBroker.get(pq.queue.brokerName) ?? [];
+      list.push(pq);
+      byBroker.set(pq.queue.brokerName, list);
+    }
+    for (const pqs of byBroker.values()) {
+      const first = pqs[0] as ProcessQueue;
+      try {
+        const address = await this.instance.brokerAddressOf(first.queue);
+        const locked = await lockBatchMq(
+          this.instance,
+          address,
+          this.group,
+          pqs.map((pq) => pq.queue),
+        );
+        const now = Date.now();
+        for (const pq of pqs) {
+          pq.locked = locked.has(queueKey(pq.queue));
+          if (pq.locked) {
+            pq.lastLockMs = now;
+            this.kickOrderly(pq);
+          }
+        }
+      } catch (err) {
+        log.debug({ err, broker: first.queue.brokerName }, 'renewing queue locks failed');
+      }
+    }
+  }
+
+  private async unlock(queues: readonly MessageQueue[]): Promise<void> {
+    const byBroker = new Map<string, MessageQueue[]>();
+    for (const queue of queues) byBroker.set(queue.brokerName, [...(byBroker.get(queue.brokerName) ?? []), queue]);
+    await Promise.all(
+      [...byBroker.values()].map(async (list) => {
+        try {
+          const address = await this.instance.brokerAddressOf(list[0] as MessageQueue);
+          await unlockBatchMq(this.instance, address, this.group, list);
+        } catch (err) {
+          log.debug({ err }, 'unlocking queues failed; the broker lock expires by itself');
+        }
+      }),
+    );
+  }
+
+  // Reset by the broker (RESET_CONSUMER_CLIENT_OFFSET)
+
+  /** Restarts the owned queues among `offsets` from the given offsets (DefaultMQPushConsumerImpl.resetOffsetByTimeStamp). */
+  async resetOffset(topic: string, offsets: readonly { queue: MessageQueue; offset: number }[]): Promise<void> {
+    if (!this.running) return;
+    for (const { queue, offset } of offsets) {
+      if (queue.topic !== topic) continue;
+      const key = queueKey(queue);
+      const old = this.processQueues.get(key);
+      if (old === undefined) continue;
+      old.drop();
+      this.processQueues.delete(key);
+      if (old.consuming !== undefined) await old.consuming;
+      this.offsetStore.update(queue, offset, false);
+      await this.offsetStore.persist(queue);
+      if (!this.running || this.processQueues.has(key)) continue;
+      const pq = new ProcessQueue(queue, offset);
+      pq.locked = old.locked;
+      pq.lastLockMs = old.lastLockMs;
+      this.processQueues.set(key, pq);
+      log.info({ queue: key, offset, group: this.group }, 'offset reset by the broker');
+      void this.pullLoop(pq);
+    }
   }
 }

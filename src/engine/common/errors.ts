@@ -22,6 +22,7 @@ export const ErrorCode = {
   NoRoute: 'RB_ERR_NO_ROUTE',
   ClientState: 'RB_ERR_CLIENT_STATE',
   RequestHeaderInvalid: 'RB_ERR_REQUEST_HEADER_INVALID',
+  SubscriptionInvalid: 'RB_ERR_SUBSCRIPTION_INVALID',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

@@ -31,11 +31,18 @@ export const RequestCode = {
   GetRouteInfoByTopic: 105,
   GetBrokerClusterInfo: 106,
   GetAllTopicListFromNameServer: 206,
+  GetConsumeStats: 208,
   DeleteTopicInNamesrv: 216,
+  ResetConsumerClientOffset: 220,
+  InvokeBrokerToResetOffset: 222,
   GetConsumerRunningInfo: 307,
   SendMessageV2: 310,
   SendBatchMessage: 320,
   QueryConsumeQueue: 321,
+  /** RocketMQ 5.x pop (the newest RocketMQ master renumbered these 3442, 3443, 3445). */
+  PopMessage: 200050,
+  AckMessage: 200051,
+  ChangeMessageInvisibleTime: 200053,
 } as const;
 
 export const ResponseCode = {
@@ -69,6 +76,8 @@ export const ResponseCode = {
   ConsumerNotOnline: 206,
   ConsumeMsgTimeout: 207,
   NoMessage: 208,
+  PollingFull: 209,
+  PollingTimeout: 210,
 } as const;
 
 /** Remoting flag bits: bit 0 marks a response, bit 1 a oneway request. */

@@ -28,7 +28,9 @@ for (const kind of TRANSPORT_KINDS) {
     const suffix = kind.replace('-', '_');
 
     before(async () => {
-      cluster = await startCluster();
+      cluster = await startCluster({
+        messageDelayLevel: '100ms 200ms 300ms 400ms 500ms 600ms 700ms 800ms 900ms 1s 1s 1s 1s 1s 1s 1s 1s 1s',
+      });
       producer = new Producer({ group: 'pg', nameServers: [cluster.namesrvAddress], ...cluster.clientTransport(kind) });
       await producer.start();
     });
