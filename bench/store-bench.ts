@@ -4,9 +4,14 @@
  * and a memory soak. Each figure is printed next to the raw limit measured in the same run: plain
  * sequential fs writes of the same record bytes under the same fsync policy.
  *
+ * The messages are built before the timed loops (a pool of distinct messages, each with its own keys,
+ * reused round-robin) so that the figures time the store, not the benchmark's allocations.
+ *
  * Options: --messages N (per async scenario, default 200000), --sync-messages N (default 50000),
- * --soak-gib G (default 5; 0 skips the soak), --dir D (default: a temp dir, removed afterwards).
+ * --soak-gib G (default 5; 0 skips the soak), --sizes 128,1024,4096 (body sizes to run),
+ * --dir D (default: a temp dir, removed afterwards).
  */
+import './bench-env.js';
 import {
   closeSync,
   fdatasync,
@@ -42,7 +47,10 @@ function stringArgument(name: string): string | undefined {
 const asyncMessages = argument('messages', 200_000);
 const syncMessages = argument('sync-messages', 50_000);
 const soakGiB = argument('soak-gib', 5);
+const bodySizes = (stringArgument('sizes') ?? '128,1024,4096').split(',').map(Number);
 const SYNC_APPENDERS = 64;
+/** Distinct messages per pool: enough that keys repeat rarely, small enough to build in a blink. */
+const POOL_MESSAGES = 16_384;
 const baseDir = stringArgument('dir') ?? mkdtempSync(join(tmpdir(), 'rb-bench-store-'));
 
 function message(bodyBytes: number, sequence: number): MessageToStore {
@@ -60,6 +68,16 @@ function message(bodyBytes: number, sequence: number): MessageToStore {
   };
 }
 
+/** Messages built ahead of a timed loop; the function returned hands them out round-robin by sequence. */
+function messagePool(bodyBytes: number, count: number): (sequence: number) => MessageToStore {
+  const bodies = Array.from({ length: 251 }, (_, fill) => Buffer.alloc(bodyBytes, fill));
+  const pool = Array.from({ length: Math.min(count, POOL_MESSAGES) }, (_, sequence) => ({
+    ...message(0, sequence),
+    body: bodies[sequence % bodies.length] ?? Buffer.alloc(bodyBytes),
+  }));
+  return (sequence) => pool[sequence % pool.length] ?? message(bodyBytes, sequence);
+}
+
 /** The exact record bytes the store writes, so the raw baseline writes the same amount. */
 function recordBytes(bodyBytes: number): Buffer {
   return encodeRecord(prepareRecord(message(bodyBytes, 0), false), {
@@ -75,18 +93,44 @@ function freshDir(name: string): string {
   return join(baseDir, `${++scenarioCounter}-${name}`);
 }
 
-/** Raw async baseline: one write() per record, no fsync until the end (what the page cache can take). */
-function rawAsyncPerRecord(bodyBytes: number, count: number): Measurement {
+/**
+ * Raw async baseline: one write() per record. Under the store's async policy (`flushIntervalMs` given)
+ * an fdatasync runs on the thread pool every flushIntervalMs while the writes go on, as the store's
+ * flush timer does (the next one starts flushIntervalMs after the last completed); without it, no
+ * fsync at all, what the page cache alone can take. The loop yields every 256 writes so that the
+ * fdatasync completions are seen (the store yields every event-loop turn).
+ */
+async function rawAsyncPerRecord(bodyBytes: number, count: number, flushIntervalMs?: number): Promise<Measurement> {
   const record = recordBytes(bodyBytes);
   const path = freshDir('raw-async');
   rmSync(path, { force: true });
   const fd = openSync(path, 'w');
+  let flushing = false;
+  let lastFlushEndMs = performance.now();
   const start = process.hrtime.bigint();
-  for (let i = 0; i < count; i++) writeSync(fd, record);
+  for (let i = 0; i < count; i++) {
+    writeSync(fd, record);
+    if (i % 256 !== 255) continue;
+    if (flushIntervalMs !== undefined && !flushing && performance.now() - lastFlushEndMs >= flushIntervalMs) {
+      flushing = true;
+      fdatasync(fd, () => {
+        flushing = false;
+        lastFlushEndMs = performance.now();
+      });
+    }
+    await new Promise(setImmediate);
+  }
   const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+  for (let waits = 0; flushing && waits < 100_000; waits++) await new Promise(setImmediate);
   closeSync(fd);
   rmSync(path, { force: true });
-  return { scenario: `raw write() per record ${bodyBytes} B`, messages: count, bytes: count * record.length, seconds };
+  const policy = flushIntervalMs === undefined ? 'no fsync' : `fsync every ${flushIntervalMs} ms`;
+  return {
+    scenario: `raw write()/record ${bodyBytes} B, ${policy}`,
+    messages: count,
+    bytes: count * record.length,
+    seconds,
+  };
 }
 
 /** Raw async baseline with 1 MiB writes: the page cache's bandwidth. */
@@ -151,16 +195,18 @@ async function storeAppends(
   const store = new DefaultMessageStore(storeConfig(dir, flushPolicy));
   await store.start();
   const recordLength = recordBytes(bodyBytes).length;
+  const messageAt = messagePool(bodyBytes, count);
   const latenciesMs: number[] = [];
   let next = 0;
   const start = process.hrtime.bigint();
   async function appender(): Promise<void> {
     while (next < count) {
       const sequence = next++;
-      const putStart = process.hrtime.bigint();
-      const result = await store.putMessage(message(bodyBytes, sequence));
+      // performance.now() allocates nothing (hrtime.bigint() would, per put, inside the timed loop).
+      const putStart = performance.now();
+      const result = await store.putMessage(messageAt(sequence));
       if (result.status !== 'PUT_OK') throw new Error(`put failed: ${result.status}`);
-      latenciesMs.push(Number(process.hrtime.bigint() - putStart) / 1e6);
+      latenciesMs.push(performance.now() - putStart);
       if (sequence % 10000 === 0) progress(`${flushPolicy} ${bodyBytes} B`, sequence, count);
     }
   }
@@ -228,11 +274,12 @@ async function soak(gib: number): Promise<void> {
   const dir = freshDir('soak');
   const store = new DefaultMessageStore(storeConfig(dir, 'async'));
   await store.start();
+  const messageAt = messagePool(bodyBytes, count);
   const rssSamplesMiB: number[] = [];
   const start = process.hrtime.bigint();
   let inFlight: Promise<unknown>[] = [];
   for (let sequence = 0; sequence < count; sequence++) {
-    inFlight.push(store.putMessage(message(bodyBytes, sequence)));
+    inFlight.push(store.putMessage(messageAt(sequence)));
     if (inFlight.length >= 256) {
       await Promise.all(inFlight);
       inFlight = [];
@@ -258,8 +305,9 @@ async function soak(gib: number): Promise<void> {
 
 async function main(): Promise<void> {
   console.log(`Store benchmark in ${baseDir}: ${asyncMessages} async / ${syncMessages} sync messages per size`);
-  for (const bodyBytes of [128, 1024, 4096]) {
-    const rawPerRecord = rawAsyncPerRecord(bodyBytes, asyncMessages);
+  for (const bodyBytes of bodySizes) {
+    const rawPerRecord = await rawAsyncPerRecord(bodyBytes, asyncMessages, defaultMessageStoreConfig.flushIntervalMs);
+    const rawNoFsync = await rawAsyncPerRecord(bodyBytes, asyncMessages);
     const rawChunked = rawAsyncChunked(bodyBytes, asyncMessages);
     const asyncRun = await storeAppends(bodyBytes, asyncMessages, 'async', 64);
     const read = sequentialRead(asyncRun.store, bodyBytes);
@@ -272,8 +320,13 @@ async function main(): Promise<void> {
     rmSync(syncRun.dir, { recursive: true, force: true });
     printTable(`${bodyBytes} B messages`, [
       { measurement: rawPerRecord },
+      { measurement: rawNoFsync },
       { measurement: rawChunked },
       { measurement: asyncRun.measurement, baseline: rawPerRecord },
+      {
+        measurement: { ...asyncRun.measurement, scenario: '  same, vs raw per record, no fsync' },
+        baseline: rawNoFsync,
+      },
       { measurement: { ...asyncRun.measurement, scenario: '  same, vs raw 1 MiB writes' }, baseline: rawChunked },
       { measurement: rawRead },
       { measurement: read, baseline: rawRead },

@@ -1,3 +1,6 @@
+/**
+ * Host addresses: "host:port" text, and the IP bytes RocketMQ records for a born or store host.
+ */
 import { isIPv4, isIPv6 } from 'node:net';
 import type { HostAddress } from './message.js';
 
@@ -22,25 +25,46 @@ export function normalizeHost(host: string): string {
   return mapped?.[1] ?? host;
 }
 
+/**
+ * The IP bytes of each host seen lately. Every record carries a born host and a store host, and the
+ * same few hosts recur, so parsing them once (node:net's address regexes) keeps them off the append
+ * path. Bounded: cleared when full, so a flood of distinct hosts costs parsing, never memory.
+ */
+const ipBytesCache = new Map<string, Buffer>();
+const IP_BYTES_CACHE_LIMIT = 4096;
+const UNKNOWN_HOST_BYTES = Buffer.alloc(4);
+
+/** The IP bytes recorded for `host`: 4 for IPv4 (and unknown hosts, as 0.0.0.0), 16 for IPv6. Do not modify. */
+function ipBytesOf(host: string): Buffer {
+  const cached = ipBytesCache.get(host);
+  if (cached !== undefined) return cached;
+  const bytes = parseIpBytes(host);
+  if (ipBytesCache.size >= IP_BYTES_CACHE_LIMIT) ipBytesCache.clear();
+  ipBytesCache.set(host, bytes);
+  return bytes;
+}
+
+function parseIpBytes(host: string): Buffer {
+  const normalized = normalizeHost(host);
+  if (isIPv4(normalized)) return Buffer.from(normalized.split('.').map(Number));
+  if (isIPv6(normalized)) {
+    const bytes = Buffer.alloc(16);
+    const groups = expandIPv6(normalized);
+    for (let i = 0; i < 8; i++) bytes.writeUInt16BE(groups[i] ?? 0, i * 2);
+    return bytes;
+  }
+  return UNKNOWN_HOST_BYTES;
+}
+
 export function isIPv6Host(host: string): boolean {
-  return !isIPv4(normalizeHost(host)) && isIPv6(host);
+  return ipBytesOf(host).length === 16;
 }
 
 /** Writes the IP bytes (4 or 16) at `at`; returns bytes written. Unknown hosts are written as 0.0.0.0. */
 export function writeIpBytes(target: Buffer, at: number, host: string): number {
-  const normalized = normalizeHost(host);
-  if (isIPv4(normalized)) {
-    const parts = normalized.split('.');
-    for (let i = 0; i < 4; i++) target[at + i] = Number(parts[i]);
-    return 4;
-  }
-  if (isIPv6(normalized)) {
-    const groups = expandIPv6(normalized);
-    for (let i = 0; i < 8; i++) target.writeUInt16BE(groups[i] ?? 0, at + i * 2);
-    return 16;
-  }
-  target.fill(0, at, at + 4);
-  return 4;
+  const bytes = ipBytesOf(host);
+  target.set(bytes, at);
+  return bytes.length;
 }
 
 export function readIpBytes(source: Buffer, at: number, length: 4 | 16): string {

@@ -56,6 +56,30 @@ export function decodeProperties(text: string): Properties {
 export const KEY_SEPARATOR = ' ';
 
 export function keysOf(properties: Properties): string[] {
-  const keys = properties[MessageProperty.Keys];
-  return keys === undefined ? [] : keys.split(KEY_SEPARATOR).filter((key) => key.length > 0);
+  const text = properties[MessageProperty.Keys];
+  if (text === undefined || text.length === 0) return [];
+  // Runs for every stored message: the usual single key gets an exact one-element array, and the
+  // general case one pass without split/filter.
+  if (!text.includes(KEY_SEPARATOR)) return [text];
+  const keys: string[] = [];
+  let start = 0;
+  while (start <= text.length) {
+    let end = text.indexOf(KEY_SEPARATOR, start);
+    if (end < 0) end = text.length;
+    if (end > start) keys.push(text.slice(start, end));
+    start = end + 1;
+  }
+  return keys;
+}
+
+/** The keys a message is indexed under: its KEYS, then its UNIQ_KEY when present. */
+export function indexKeysOf(properties: Properties): string[] {
+  const keys = keysOf(properties);
+  const uniqueKey = properties[MessageProperty.UniqueClientMessageId];
+  if (uniqueKey === undefined || uniqueKey.length === 0) return keys;
+  // Array literals of exact size: a push onto a small array would grow it to 17 slots.
+  if (keys.length === 0) return [uniqueKey];
+  if (keys.length === 1) return [keys[0] ?? '', uniqueKey];
+  keys.push(uniqueKey);
+  return keys;
 }

@@ -21,6 +21,7 @@ import type { Logger } from '../common/logger.js';
 import {
   BLANK_RECORD_MIN_BYTES,
   type PreparedRecord,
+  type RecordPlacement,
   writeBlankRecord,
   writeRecord,
 } from '../common/message-record.js';
@@ -60,9 +61,8 @@ export interface AppendPlacement {
   /** Queue offset of the first record. */
   queueOffset: number;
   storeTimestamp: number;
+  /** The records lie back to back from commitLogOffset, each of its prepared totalSize. */
   wroteBytes: number;
-  /** CommitLog offset of each record, in order. */
-  recordOffsets: number[];
 }
 
 export interface CommitLogOptions {
@@ -83,14 +83,13 @@ const DEFAULT_WRITE_BUFFER_BYTES = 4 * 1024 * 1024;
 /** Largest read window of sequential reads (getMessage). */
 const READ_WINDOW_BYTES = 1024 * 1024;
 
-function queueKey(topic: string, queueId: number): string {
-  return topic + '\u0000' + queueId;
-}
-
 export class CommitLog {
   readonly segmentBytes: number;
   private readonly segments: SegmentFile[] = [];
-  private readonly queueOffsets = new Map<string, number>();
+  /** Next queue offset per topic and queue id (nested, so that an append builds no key string). */
+  private readonly queueOffsets = new Map<string, Map<number, number>>();
+  /** Reused for every record written: the placement is read during writeRecord only. */
+  private readonly placement: RecordPlacement;
   private buffer: Buffer;
   /** CommitLog offset of buffer[0]; the buffer holds [bufferStartOffset, appendOffset). */
   private bufferStartOffset = 0;
@@ -116,6 +115,7 @@ export class CommitLog {
     this.buffer = Buffer.allocUnsafe(
       Math.min(options.segmentBytes, options.writeBufferBytes ?? DEFAULT_WRITE_BUFFER_BYTES),
     );
+    this.placement = { queueOffset: 0, commitLogOffset: 0, storeTimestamp: 0, storeHost: options.storeHost };
   }
 
   /** Opens the segment files found on disk; checks that they are contiguous and of the configured size. */
@@ -176,11 +176,20 @@ export class CommitLog {
   }
 
   nextQueueOffset(topic: string, queueId: number): number {
-    return this.queueOffsets.get(queueKey(topic, queueId)) ?? 0;
+    return this.queueOffsets.get(topic)?.get(queueId) ?? 0;
   }
 
   setNextQueueOffset(topic: string, queueId: number, queueOffset: number): void {
-    this.queueOffsets.set(queueKey(topic, queueId), queueOffset);
+    this.queueOffsetsOf(topic).set(queueId, queueOffset);
+  }
+
+  private queueOffsetsOf(topic: string): Map<number, number> {
+    let offsets = this.queueOffsets.get(topic);
+    if (offsets === undefined) {
+      offsets = new Map();
+      this.queueOffsets.set(topic, offsets);
+    }
+    return offsets;
   }
 
   /**
@@ -252,14 +261,15 @@ export class CommitLog {
     invariant(first !== undefined, 'append of no records');
     const topic = first.prepared.message.topic;
     const queueId = first.prepared.message.queueId;
-    const key = queueKey(topic, queueId);
-    let nextQueueOffset = this.queueOffsets.get(key) ?? 0;
+    const topicOffsets = this.queueOffsetsOf(topic);
+    let nextQueueOffset = topicOffsets.get(queueId) ?? 0;
     // Store timestamps never go backwards, so that a time search over a queue stays a binary search.
     const storeTimestamp = Math.max(Date.now(), this.lastStoreTimestamp);
     this.lastStoreTimestamp = storeTimestamp;
     const startOffset = this.appendOffset;
     let firstQueueOffset = -1;
-    const recordOffsets: number[] = [];
+    const placement = this.placement;
+    placement.storeTimestamp = storeTimestamp;
     for (const item of items) {
       const message = item.prepared.message;
       invariant(message.topic === topic && message.queueId === queueId, 'a batch goes to one queue');
@@ -269,13 +279,9 @@ export class CommitLog {
       const queueOffset = inQueue ? nextQueueOffset++ : 0;
       if (firstQueueOffset < 0) firstQueueOffset = queueOffset;
       const commitLogOffset = this.appendOffset;
-      recordOffsets.push(commitLogOffset);
-      const size = writeRecord(this.buffer, this.bufferUsed, item.prepared, {
-        queueOffset,
-        commitLogOffset,
-        storeTimestamp,
-        storeHost: this.options.storeHost,
-      });
+      placement.queueOffset = queueOffset;
+      placement.commitLogOffset = commitLogOffset;
+      const size = writeRecord(this.buffer, this.bufferUsed, item.prepared, placement);
       this.bufferUsed += size;
       this.appendOffset += size;
       this.pending.push({
@@ -291,7 +297,7 @@ export class CommitLog {
         indexed: tranType !== MessageSysFlag.TransactionRollbackType,
       });
     }
-    this.queueOffsets.set(key, nextQueueOffset);
+    topicOffsets.set(queueId, nextQueueOffset);
     invariant(this.appendOffset <= segment.endOffset, 'records overran their segment');
     this.scheduleDrain();
     return {
@@ -300,7 +306,6 @@ export class CommitLog {
       queueOffset: firstQueueOffset,
       storeTimestamp,
       wroteBytes: totalBytes,
-      recordOffsets,
     };
   }
 

@@ -16,22 +16,30 @@ import type { CommitLog } from './commit-log.js';
 
 export type WaiterOutcome = 'ok' | 'timeout' | 'failed';
 
-interface Waiter {
-  endOffset: number;
+/**
+ * A put waiting for its records. The store's own record (its promise and placement) is the waiter,
+ * answered through `FlushServiceOptions.complete`, so that a put costs one object here, not a waiter
+ * plus a callback closure.
+ */
+export interface FlushWaiter {
+  /** One past the put's last record. */
+  readonly endOffset: number;
+  /** Set by wait(); sync policy only. */
   deadlineMs: number;
-  done: (outcome: WaiterOutcome) => void;
 }
 
-export interface FlushServiceOptions {
+export interface FlushServiceOptions<W extends FlushWaiter> {
   policy: FlushPolicy;
   commitLog: CommitLog;
   syncFlushTimeoutMs: number;
+  /** Answers a waiter, exactly once. */
+  complete: (waiter: W, outcome: WaiterOutcome) => void;
   /** A failed fdatasync: the store turns read-only. */
   onFlushError: (err: unknown) => void;
 }
 
-export class FlushService {
-  private waiters: Waiter[] = [];
+export class FlushService<W extends FlushWaiter> {
+  private waiters: W[] = [];
   private head = 0;
   private flushing: Promise<void> | undefined;
   private timeoutTimer: NodeJS.Timeout | undefined;
@@ -41,17 +49,19 @@ export class FlushService {
   /** fdatasync rounds (one per group commit, possibly several segments). */
   flushRounds = 0;
 
-  constructor(private readonly options: FlushServiceOptions) {}
+  constructor(private readonly options: FlushServiceOptions<W>) {}
 
   get pendingWaiters(): number {
     return this.waiters.length - this.head;
   }
 
-  /** Registers a put whose records end at `endOffset`; `done` is called exactly once. */
-  wait(endOffset: number, done: (outcome: WaiterOutcome) => void): void {
-    const deadlineMs = Date.now() + this.options.syncFlushTimeoutMs;
-    this.waiters.push({ endOffset, deadlineMs, done });
-    if (this.options.policy === 'sync' && this.timeoutTimer === undefined) this.armTimeout(deadlineMs);
+  /** Registers a put; `complete` answers it exactly once. */
+  wait(waiter: W): void {
+    this.waiters.push(waiter);
+    if (this.options.policy === 'sync') {
+      waiter.deadlineMs = Date.now() + this.options.syncFlushTimeoutMs;
+      if (this.timeoutTimer === undefined) this.armTimeout(waiter.deadlineMs);
+    }
   }
 
   /** The CommitLog wrote more bytes: wake async waiters, or start a group commit for sync ones. */
@@ -115,7 +125,7 @@ export class FlushService {
       const waiter = this.waiters[this.head];
       if (waiter === undefined || waiter.endOffset > offset) break;
       this.head++;
-      waiter.done('ok');
+      this.options.complete(waiter, 'ok');
     }
     this.compact();
   }
@@ -125,7 +135,8 @@ export class FlushService {
     if (this.options.policy === 'async') this.wake(offset);
     while (this.head < this.waiters.length) {
       const waiter = this.waiters[this.head++];
-      waiter?.done(waiter.endOffset <= offset && this.options.policy === 'async' ? 'ok' : 'failed');
+      if (waiter === undefined) continue;
+      this.options.complete(waiter, waiter.endOffset <= offset && this.options.policy === 'async' ? 'ok' : 'failed');
     }
     this.compact();
   }
@@ -155,7 +166,7 @@ export class FlushService {
       const waiter = this.waiters[this.head];
       if (waiter === undefined || waiter.deadlineMs > now) break;
       this.head++;
-      waiter.done('timeout');
+      this.options.complete(waiter, 'timeout');
     }
     this.compact();
     const next = this.waiters[this.head];

@@ -26,7 +26,7 @@ import {
   prepareRecord,
 } from '../common/message-record.js';
 import type { MessageToStore, StoredMessage } from '../common/message.js';
-import { keysOf, MessageProperty } from '../common/properties.js';
+import { indexKeysOf, keysOf, MessageProperty } from '../common/properties.js';
 import { matchesTag, mayMatchTagsCode, tagsCodeOf } from '../common/tag-expression.js';
 import { topicNameProblem } from '../common/topic.js';
 import {
@@ -46,7 +46,7 @@ import { CheckpointFile, type CheckpointState } from './checkpoint.js';
 import { type AppendItem, type AppendPlacement, CommitLog, type DispatchRequest } from './commit-log.js';
 import { type ConsumeQueue, type ConsumeQueueUnit, ConsumeQueueTable } from './consume-queue.js';
 import { type FileIo, nodeFileIo } from './file-io.js';
-import { FlushService, type WaiterOutcome } from './group-commit.js';
+import { FlushService, type FlushWaiter, type WaiterOutcome } from './group-commit.js';
 import { IndexService } from './index-service.js';
 import { recordCommitLogOffset, recordProperties, recordStoreTimestamp } from './record-view.js';
 import { recover, type RecoveryReport } from './recovery.js';
@@ -78,8 +78,16 @@ const TIMESTAMP_PREFIX_BYTES = 80;
 /** Largest queue id a ConsumeQueue directory accepts. */
 const MAX_QUEUE_ID = 999_999_999;
 const TOPIC_CACHE_LIMIT = 10_000;
+const HEX_DIGITS = Buffer.from('0123456789ABCDEF', 'latin1');
 
 type StoreState = 'new' | 'running' | 'closing' | 'closed';
+
+/** A put between its append and its answer: the FlushService's waiter. */
+interface PendingPut extends FlushWaiter {
+  readonly placement: AppendPlacement;
+  readonly items: readonly AppendItem[];
+  readonly resolve: (result: PutResult) => void;
+}
 
 function failedPut(status: PutStatus, error: RbError): PutResult {
   return {
@@ -117,10 +125,10 @@ export class DefaultMessageStore implements MessageStore {
   private readonly io: FileIo;
   private readonly diskUsage: DiskUsageProbe;
   private readonly storeHostIsV6: boolean;
-  /** Offset message ids are this prefix (store host) plus 16 hex digits of the CommitLog offset. */
-  private readonly msgIdPrefix: string;
+  /** An offset message id: the store host's hex prefix, then 16 hex digits rewritten per id. */
+  private readonly msgIdScratch: Buffer;
   private readonly commitLog: CommitLog;
-  private readonly flushService: FlushService;
+  private readonly flushService: FlushService<PendingPut>;
   private readonly queueTable: ConsumeQueueTable;
   private readonly index: IndexService;
   private readonly checkpoint: CheckpointFile;
@@ -149,7 +157,8 @@ export class DefaultMessageStore implements MessageStore {
     this.io = options.fileIo ?? nodeFileIo;
     this.diskUsage = options.diskUsage ?? statfsDiskUsage;
     this.storeHostIsV6 = isIPv6Host(config.storeHost.host);
-    this.msgIdPrefix = createOffsetMessageId(config.storeHost, 0).slice(0, -16);
+    const msgIdPrefix = createOffsetMessageId(config.storeHost, 0).slice(0, -16);
+    this.msgIdScratch = Buffer.from(msgIdPrefix + '0'.repeat(16), 'latin1');
     this.commitLog = new CommitLog({
       dir: join(config.storePath, 'commitlog'),
       segmentBytes: config.commitLogSegmentBytes,
@@ -163,6 +172,7 @@ export class DefaultMessageStore implements MessageStore {
       policy: config.flushPolicy,
       commitLog: this.commitLog,
       syncFlushTimeoutMs: config.syncFlushTimeoutMs,
+      complete: (put, outcome) => put.resolve(this.putResultOf(outcome, put.placement, put.items)),
       onFlushError: (err) => this.enterReadOnly(err, 'CommitLog fdatasync'),
     });
     this.queueTable = new ConsumeQueueTable({
@@ -308,9 +318,14 @@ export class DefaultMessageStore implements MessageStore {
       return Promise.resolve(failedPut(PutStatus.ServiceNotAvailable, this.readOnlyRefusal()));
     }
     let placement: AppendPlacement;
+    let items: AppendItem[];
     try {
-      const items: AppendItem[] = [];
-      for (const message of messages) items.push(this.prepare(message));
+      // Exact-size arrays: a push onto [] would allocate 17 slots for the usual single put.
+      const [first] = messages;
+      items =
+        messages.length === 1 && first !== undefined
+          ? [this.prepare(first)]
+          : messages.map((message) => this.prepare(message));
       placement = this.commitLog.append(items);
     } catch (err) {
       if (err instanceof InvariantError) throw err;
@@ -322,25 +337,30 @@ export class DefaultMessageStore implements MessageStore {
     this.putCount += messages.length;
     this.putBytes += placement.wroteBytes;
     return new Promise<PutResult>((resolve) => {
-      this.flushService.wait(placement.endOffset, (outcome) =>
-        resolve(this.putResultOf(outcome, placement, messages.length)),
-      );
+      this.flushService.wait({ endOffset: placement.endOffset, deadlineMs: 0, placement, items, resolve });
     });
   }
 
-  private putResultOf(outcome: WaiterOutcome, placement: AppendPlacement, messageCount: number): PutResult {
+  private putResultOf(outcome: WaiterOutcome, placement: AppendPlacement, items: readonly AppendItem[]): PutResult {
     if (outcome === 'failed') {
       const error =
         this.readOnlyError ?? new RbError(ErrorCode.StoreClosed, 'the store closed before the put completed');
       return failedPut(PutStatus.ServiceNotAvailable, error);
     }
-    const msgIds: string[] = [];
-    for (const commitLogOffset of placement.recordOffsets) msgIds.push(this.msgIdOf(commitLogOffset));
+    let commitLogOffset = placement.commitLogOffset;
+    const msgIds =
+      items.length === 1
+        ? [this.msgIdOf(commitLogOffset)]
+        : items.map((item) => {
+            const msgId = this.msgIdOf(commitLogOffset);
+            commitLogOffset += item.prepared.totalSize;
+            return msgId;
+          });
     const result: PutResult = {
       status: outcome === 'ok' ? PutStatus.Ok : PutStatus.FlushDiskTimeout,
       commitLogOffset: placement.commitLogOffset,
       queueOffset: placement.queueOffset,
-      messageCount,
+      messageCount: items.length,
       wroteBytes: placement.wroteBytes,
       storeTimestamp: placement.storeTimestamp,
       msgIds,
@@ -354,8 +374,16 @@ export class DefaultMessageStore implements MessageStore {
     return result;
   }
 
+  /** The offset message id, built in a scratch buffer: one string allocation per id. */
   private msgIdOf(commitLogOffset: number): string {
-    return this.msgIdPrefix + commitLogOffset.toString(16).toUpperCase().padStart(16, '0');
+    const text = this.msgIdScratch;
+    let at = text.length;
+    // 16 upper-case hex digits of the 64-bit offset, low half then high half (offsets stay below 2^53).
+    for (let low = commitLogOffset % 4294967296, i = 0; i < 8; i++, low >>>= 4) text[--at] = HEX_DIGITS[low & 15] ?? 0;
+    for (let high = Math.floor(commitLogOffset / 4294967296), i = 0; i < 8; i++, high >>>= 4) {
+      text[--at] = HEX_DIGITS[high & 15] ?? 0;
+    }
+    return text.toString('latin1');
   }
 
   /** Checks a message and encodes its variable parts; throws RbError for a message that cannot be stored. */
@@ -379,10 +407,11 @@ export class DefaultMessageStore implements MessageStore {
     }
     const prepared = prepareRecord(message, this.storeHostIsV6);
     const properties = message.properties;
-    const indexKeys = keysOf(properties);
-    const uniqueKey = properties[MessageProperty.UniqueClientMessageId];
-    if (uniqueKey !== undefined && uniqueKey.length > 0) indexKeys.push(uniqueKey);
-    return { prepared, tagsCode: tagsCodeOf(properties[MessageProperty.Tags]), indexKeys };
+    return {
+      prepared,
+      tagsCode: tagsCodeOf(properties[MessageProperty.Tags]),
+      indexKeys: indexKeysOf(properties),
+    };
   }
 
   /** Written records: ConsumeQueue units, index keys, then listeners and waiting puts. */

@@ -16,7 +16,7 @@
 import type { Logger } from '../common/logger.js';
 import { checkRecord, type RecordCheck } from '../common/message-record.js';
 import { MessageSysFlag, transactionTypeOf } from '../common/message.js';
-import { keysOf, MessageProperty } from '../common/properties.js';
+import { indexKeysOf, MessageProperty } from '../common/properties.js';
 import { tagsCodeOf } from '../common/tag-expression.js';
 import type { CheckpointState } from './checkpoint.js';
 import type { CommitLog, DispatchRequest } from './commit-log.js';
@@ -169,9 +169,7 @@ function nonZeroExtent(log: CommitLog, position: number): number {
 /** Builds the dispatch request of the stored record at `chunk[at]`. */
 export function dispatchRequestOf(chunk: Buffer, at: number, commitLogOffset: number, size: number): DispatchRequest {
   const properties = recordProperties(chunk, at);
-  const indexKeys = keysOf(properties);
-  const uniqueKey = properties[MessageProperty.UniqueClientMessageId];
-  if (uniqueKey !== undefined && uniqueKey.length > 0) indexKeys.push(uniqueKey);
+  const indexKeys = indexKeysOf(properties);
   const tranType = transactionTypeOf(recordSysFlag(chunk, at));
   return {
     topic: recordTopic(chunk, at),
