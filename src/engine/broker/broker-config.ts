@@ -49,7 +49,43 @@ export interface BrokerConfig {
   maxBatchMessageCount: number;
   /** Reconsume attempts before a message goes to %DLQ%<group> (RocketMQ: 16). */
   maxReconsumeTimes: number;
+  /** RocketMQ messageDelayLevel: delay of level 1..N, space-separated, units ms s m h d. */
+  messageDelayLevel: string;
+  /** Farthest TIMER_DELIVER_MS / TIMER_DELAY_SEC ahead of now a send may ask for (RocketMQ timerMaxDelaySec). */
+  timerMaxDelayMs: number;
+  /** A queue lock (LOCK_BATCH_MQ) not renewed for this long is free (RocketMQ rebalance.lockMaxLiveTime). */
+  rebalanceLockMaxLiveTimeMs: number;
+  /** How often half messages are checked back with their producers (RocketMQ transactionCheckInterval). */
+  transactionCheckIntervalMs: number;
+  /** A half message younger than this is not checked yet (RocketMQ transactionTimeOut). */
+  transactionTimeoutMs: number;
+  /** Checks before an unresolved half message is discarded (RocketMQ transactionCheckMax). */
+  transactionCheckMax: number;
+  /** The pop state journal is compacted into its snapshot once it grows past this many bytes. */
+  popJournalMaxBytes: number;
   store: MessageStoreConfig;
+}
+
+/** RocketMQ's default delay levels 1..18. */
+export const DEFAULT_MESSAGE_DELAY_LEVEL = '1s 5s 10s 30s 1m 2m 3m 4m 5m 6m 7m 8m 9m 10m 20m 30m 1h 2h';
+
+const DELAY_UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** Parses messageDelayLevel into the delay in ms of each level (index 0 = level 1). */
+export function parseDelayLevels(text: string): number[] {
+  const levels: number[] = [];
+  for (const word of text.trim().split(/\s+/)) {
+    const match = /^(\d+)(ms|s|m|h|d)$/.exec(word);
+    const unitMs = match?.[2] === undefined ? undefined : DELAY_UNIT_MS[match[2]];
+    if (match === null || unitMs === undefined) {
+      throw new RbError(ErrorCode.ConfigInvalid, `messageDelayLevel entry "${word}" is not <number><ms|s|m|h|d>`);
+    }
+    levels.push(Number(match[1]) * unitMs);
+  }
+  if (levels.length === 0 || levels.length > 64) {
+    throw new RbError(ErrorCode.ConfigInvalid, 'messageDelayLevel must list 1..64 delays');
+  }
+  return levels;
 }
 
 /** Production defaults, data under `dataDir`. */
@@ -76,6 +112,13 @@ export function defaultBrokerConfig(dataDir: string, overrides: Partial<BrokerCo
     clientChannelScanIntervalMs: 10_000,
     maxBatchMessageCount: 1024,
     maxReconsumeTimes: 16,
+    messageDelayLevel: DEFAULT_MESSAGE_DELAY_LEVEL,
+    timerMaxDelayMs: 7 * 86_400_000,
+    rebalanceLockMaxLiveTimeMs: 60_000,
+    transactionCheckIntervalMs: 60_000,
+    transactionTimeoutMs: 6000,
+    transactionCheckMax: 15,
+    popJournalMaxBytes: 16 * 1024 * 1024,
     store: { ...defaultMessageStoreConfig, storePath: dataDir },
     ...overrides,
   };
@@ -127,6 +170,10 @@ export function validateBrokerConfig(config: BrokerConfig): void {
     'clientChannelExpiryMs',
     'clientChannelScanIntervalMs',
     'maxBatchMessageCount',
+    'timerMaxDelayMs',
+    'rebalanceLockMaxLiveTimeMs',
+    'transactionCheckIntervalMs',
+    'popJournalMaxBytes',
   ];
   for (const name of positive) {
     const value = config[name];
@@ -136,6 +183,17 @@ export function validateBrokerConfig(config: BrokerConfig): void {
   if (config.defaultTopicQueueNums > 1024) problems.push('defaultTopicQueueNums must be at most 1024');
   if (!Number.isInteger(config.maxReconsumeTimes) || config.maxReconsumeTimes < 0) {
     problems.push('maxReconsumeTimes must be an integer >= 0');
+  }
+  if (!Number.isInteger(config.transactionTimeoutMs) || config.transactionTimeoutMs < 0) {
+    problems.push('transactionTimeoutMs must be an integer >= 0');
+  }
+  if (!Number.isInteger(config.transactionCheckMax) || config.transactionCheckMax < 0) {
+    problems.push('transactionCheckMax must be an integer >= 0');
+  }
+  try {
+    parseDelayLevels(config.messageDelayLevel);
+  } catch (err) {
+    problems.push((err as Error).message);
   }
   if (problems.length > 0) throw new RbError(ErrorCode.ConfigInvalid, `invalid broker config: ${problems.join('; ')}`);
 }

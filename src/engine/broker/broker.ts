@@ -3,6 +3,9 @@
  * the request processors and the remoting server that feeds them, and keeps its routes registered
  * with the NameServers. The processors live in their own modules; this one wires them, starts and
  * stops things in order, and runs the housekeeping timers (registration, client channel expiry).
+ * The consumer-semantics services (delay levels, timer messages, pop leases, transactions, queue
+ * locks) are created here and started once the store is open; the store's arrival listener feeds
+ * long polling, pops and the delay levels.
  */
 import { formatHostAddress } from '../common/host-address.js';
 import { invariant } from '../common/assert.js';
@@ -16,22 +19,37 @@ import { RemotingServer } from '../remoting/tcp-server.js';
 import type { MessageStore } from '../store/api.js';
 import { DefaultMessageStore } from '../store/message-store.js';
 import { AdminBrokerProcessor } from './admin-broker-processor.js';
-import { type BrokerConfig, brokerConfigDir, validateBrokerConfig } from './broker-config.js';
+import { type BrokerConfig, brokerConfigDir, parseDelayLevels, validateBrokerConfig } from './broker-config.js';
 import type { BrokerContext, BrokerCounters } from './broker-context.js';
 import type { ClientChannelInfo } from './client-channel.js';
 import { ClientManageProcessor } from './client-manage-processor.js';
+import { ConsumerControlProcessor } from './consumer-control-processor.js';
 import { ConsumerManageProcessor } from './consumer-manage-processor.js';
 import { ConsumerManager } from './consumer-manager.js';
 import { ConsumerOffsetManager } from './consumer-offset-manager.js';
 import { ConsumerSendBackProcessor } from './consumer-send-back-processor.js';
+import { EndTransactionProcessor } from './end-transaction-processor.js';
+import { LockBatchProcessor } from './lock-batch-processor.js';
 import { NameServerRegistration } from './namesrv-registration.js';
+import { PopMessageProcessor } from './pop-message-processor.js';
+import { PopService } from './pop-service.js';
 import { ProducerManager } from './producer-manager.js';
 import { PullMessageProcessor } from './pull-message-processor.js';
 import { PullRequestHoldService } from './pull-request-hold-service.js';
 import { QueryMessageProcessor } from './query-message-processor.js';
+import { RebalanceLockManager } from './rebalance-lock-manager.js';
 import { RequestError } from './request-error.js';
+import { ScheduleMessageService } from './schedule-message-service.js';
 import { SendMessageProcessor } from './send-message-processor.js';
+import { TimerMessageService } from './timer-message-service.js';
+import { TransactionService } from './transaction-service.js';
 import { PERM_READ_WRITE, TopicConfigManager } from './topic-config-manager.js';
+import { SCHEDULE_TOPIC } from '../common/topic.js';
+
+/** RocketMQ master renumbered the pop codes to shorts; served too for newer clients. */
+const POP_MESSAGE_SHORT_CODE = 3442;
+const ACK_MESSAGE_SHORT_CODE = 3443;
+const CHANGE_INVISIBLE_TIME_SHORT_CODE = 3445;
 
 type State = 'new' | 'starting' | 'running' | 'stopping' | 'stopped';
 
@@ -48,6 +66,16 @@ export class Broker {
   private readonly consumers: ConsumerManager;
   private readonly producers = new ProducerManager();
   private readonly holdService: PullRequestHoldService;
+  /** Delay levels (SCHEDULE_TOPIC_XXXX). */
+  readonly schedule: ScheduleMessageService;
+  /** Arbitrary delivery times. */
+  readonly timer: TimerMessageService;
+  /** Pop leases. */
+  readonly pops: PopService;
+  /** Half messages and their checks. */
+  readonly transactions: TransactionService;
+  private readonly locks: RebalanceLockManager;
+  private popProcessor: PopMessageProcessor | undefined;
   private readonly registration: NameServerRegistration;
   private readonly counters: BrokerCounters = { putMessages: 0, getMessages: 0, sendFailures: 0 };
   private readonly watchedChannels = new Set<string>();
@@ -92,6 +120,26 @@ export class Broker {
       () => this.topics.serializeWrapper(),
       config.registerTimeoutMs,
     );
+    const storeOf = (): MessageStore => this.store;
+    this.schedule = new ScheduleMessageService(storeOf, configDir, parseDelayLevels(config.messageDelayLevel));
+    this.timer = new TimerMessageService(storeOf, configDir, config.timerMaxDelayMs);
+    this.pops = new PopService({
+      store: storeOf,
+      topics: this.topics,
+      offsets: this.offsets,
+      configDir,
+      maxReconsumeTimes: config.maxReconsumeTimes,
+      journalMaxBytes: config.popJournalMaxBytes,
+      flushIntervalMs: config.store.flushIntervalMs,
+    });
+    this.transactions = new TransactionService({
+      store: storeOf,
+      producers: this.producers,
+      checkIntervalMs: config.transactionCheckIntervalMs,
+      timeoutMs: config.transactionTimeoutMs,
+      checkMax: config.transactionCheckMax,
+    });
+    this.locks = new RebalanceLockManager(config.rebalanceLockMaxLiveTimeMs);
     this.server = new RemotingServer({ name: 'broker', host: config.host, port: config.port, registry: this.registry });
     this.registerProcessors();
   }
@@ -117,6 +165,11 @@ export class Broker {
     return this.holdService.size;
   }
 
+  /** Number of pops waiting for messages (long polling). */
+  get heldPopCount(): number {
+    return this.popProcessor?.waitingCount ?? 0;
+  }
+
   async start(): Promise<void> {
     invariant(this.state === 'new', `broker cannot start from state ${this.state}`);
     this.state = 'starting';
@@ -131,9 +184,11 @@ export class Broker {
     }
     this.storeHost = { host: this.config.announceHost, port: this.server.port };
     const store = new DefaultMessageStore({ ...this.config.store, storeHost: this.storeHost });
-    store.onMessageArrived((arrival) =>
-      this.holdService.notifyMessageArriving(arrival.topic, arrival.queueId, arrival.queueOffset, arrival.tagsCode),
-    );
+    store.onMessageArrived((arrival) => {
+      this.holdService.notifyMessageArriving(arrival.topic, arrival.queueId, arrival.queueOffset, arrival.tagsCode);
+      this.popProcessor?.notifyArrival(arrival.topic);
+      if (arrival.topic === SCHEDULE_TOPIC) this.schedule.notifyArrival(arrival.queueId);
+    });
     try {
       await store.start();
     } catch (err) {
@@ -142,6 +197,18 @@ export class Broker {
       throw err;
     }
     this.messageStore = store;
+    try {
+      this.pops.start();
+      this.transactions.start();
+      this.timer.start();
+      this.schedule.start();
+    } catch (err) {
+      await this.stopSemanticServices();
+      await store.shutdown();
+      await this.server.close();
+      this.state = 'stopped';
+      throw err;
+    }
     this.holdService.start();
     this.offsets.start(this.config.consumerOffsetPersistIntervalMs);
     this.scanTimer = setInterval(() => this.scanExpiredChannels(), this.config.clientChannelScanIntervalMs);
@@ -164,16 +231,25 @@ export class Broker {
     clearInterval(this.registerTimer);
     clearInterval(this.scanTimer);
     this.holdService.shutdown();
+    this.popProcessor?.shutdown();
     // Let the woken pulls read (they run on setImmediate) before the store goes away.
     await new Promise<void>((resolve) => setImmediate(resolve));
     await this.registration.idle();
     if (this.config.namesrvAddresses.length > 0) await this.registration.unregisterAll();
     await this.server.close();
     await this.client.close();
+    await this.stopSemanticServices();
     this.offsets.shutdown();
     this.topics.persist();
     await this.store.shutdown();
     this.state = 'stopped';
+  }
+
+  private async stopSemanticServices(): Promise<void> {
+    await this.schedule.shutdown();
+    await this.timer.shutdown();
+    await this.transactions.shutdown();
+    await this.pops.shutdown();
   }
 
   private context(): BrokerContext {
@@ -205,13 +281,22 @@ export class Broker {
 
   private registerProcessors(): void {
     const ctx = this.context();
-    const send = new SendMessageProcessor(ctx);
+    const send = new SendMessageProcessor(ctx, {
+      schedule: this.schedule,
+      timer: this.timer,
+      transactions: this.transactions,
+    });
+    const pop = new PopMessageProcessor(ctx, this.pops);
+    this.popProcessor = pop;
+    const endTransaction = new EndTransactionProcessor(this.transactions);
+    const lockBatch = new LockBatchProcessor(this.locks);
+    const control = new ConsumerControlProcessor(ctx, this.pops);
     const pull = new PullMessageProcessor(ctx, this.holdService);
     const clients = new ClientManageProcessor(ctx, (channel) => this.watchChannel(channel));
     const consumers = new ConsumerManageProcessor(ctx);
     const admin = new AdminBrokerProcessor(ctx);
     const query = new QueryMessageProcessor(ctx);
-    const sendBack = new ConsumerSendBackProcessor(ctx);
+    const sendBack = new ConsumerSendBackProcessor(ctx, this.schedule);
     type Handler = (request: RemotingCommand, channel: RemotingChannel) => Promise<RemotingCommand> | RemotingCommand;
     const handlers: [number, Handler][] = [
       [RequestCode.SendMessage, (r, c) => send.process(r, c, 'v1')],
@@ -233,6 +318,17 @@ export class Broker {
       [RequestCode.GetEarliestMsgStoretime, (r) => admin.earliestMessageStoreTime(r)],
       [RequestCode.QueryMessage, (r) => query.queryMessage(r)],
       [RequestCode.ViewMessageById, (r) => query.viewMessageById(r)],
+      [RequestCode.PopMessage, (r, c) => pop.pop(r, c)],
+      [POP_MESSAGE_SHORT_CODE, (r, c) => pop.pop(r, c)],
+      [RequestCode.AckMessage, (r) => pop.ack(r)],
+      [ACK_MESSAGE_SHORT_CODE, (r) => pop.ack(r)],
+      [RequestCode.ChangeMessageInvisibleTime, (r) => pop.changeInvisibleTime(r)],
+      [CHANGE_INVISIBLE_TIME_SHORT_CODE, (r) => pop.changeInvisibleTime(r)],
+      [RequestCode.EndTransaction, (r, c) => endTransaction.process(r, c)],
+      [RequestCode.LockBatchMq, (r) => lockBatch.lock(r)],
+      [RequestCode.UnlockBatchMq, (r) => lockBatch.unlock(r)],
+      [RequestCode.GetConsumeStats, (r) => control.consumeStats(r)],
+      [RequestCode.InvokeBrokerToResetOffset, (r) => control.resetOffset(r)],
     ];
     for (const [code, handler] of handlers) this.registry.register(code, (r, c) => this.guarded(handler, r, c));
   }

@@ -4,7 +4,8 @@
  * record's message in %RETRY%<group> with reconsumeTimes + 1, remembering the original topic
  * (RETRY_TOPIC) and message id (ORIGIN_MESSAGE_ID); after maxReconsumeTimes, or when the consumer
  * asks with a negative delay level, it goes to %DLQ%<group> instead.
- * Delay levels (redelivery after 10 s, 30 s, ...) are not applied yet: retries are readable at once.
+ * A retry waits for a delay level (RocketMQ: 3 + reconsumeTimes when the consumer sends 0, capped at
+ * the highest level) through the ScheduleMessageService; a DLQ message is stored at once.
  */
 import type { MessageToStore } from '../common/message.js';
 import { MessageProperty } from '../common/properties.js';
@@ -16,6 +17,7 @@ import { PutStatus } from '../store/api.js';
 import type { BrokerContext } from './broker-context.js';
 import { RequestError } from './request-error.js';
 import { HeaderReader } from './request-header.js';
+import type { ScheduleMessageService } from './schedule-message-service.js';
 import { responseCodeOfPutStatus } from './send-message-processor.js';
 import { PERM_READ_WRITE, isWriteable } from './topic-config-manager.js';
 
@@ -24,7 +26,10 @@ const RETRY_QUEUE_NUMS = 1;
 const DLQ_QUEUE_NUMS = 1;
 
 export class ConsumerSendBackProcessor {
-  constructor(private readonly ctx: BrokerContext) {}
+  constructor(
+    private readonly ctx: BrokerContext,
+    private readonly schedule: ScheduleMessageService,
+  ) {}
 
   async process(request: RemotingCommand, _channel: RemotingChannel): Promise<RemotingCommand> {
     const reader = new HeaderReader(request.extFields as Readonly<Record<string, unknown>>);
@@ -64,10 +69,12 @@ export class ConsumerSendBackProcessor {
 
     let topic = retryTopicOf(group);
     let queueNums = RETRY_QUEUE_NUMS;
-    if (original.reconsumeTimes >= maxReconsumeTimes || delayLevel < 0) {
+    const toDlq = original.reconsumeTimes >= maxReconsumeTimes || delayLevel < 0;
+    if (toDlq) {
       topic = dlqTopicOf(group);
       queueNums = DLQ_QUEUE_NUMS;
     }
+    delete properties[MessageProperty.DelayTimeLevel];
     this.ctx.topics.createInternal(topic, queueNums, PERM_READ_WRITE);
 
     const message: MessageToStore = {
@@ -82,7 +89,8 @@ export class ConsumerSendBackProcessor {
       reconsumeTimes: original.reconsumeTimes + 1,
       preparedTransactionOffset: 0,
     };
-    const result = await this.ctx.store.putMessage(message);
+    const level = delayLevel === 0 ? 3 + original.reconsumeTimes : delayLevel;
+    const result = await this.ctx.store.putMessage(toDlq ? message : this.schedule.divert(message, level));
     if (result.status !== PutStatus.Ok) {
       return createResponse(request, responseCodeOfPutStatus(result.status), result.error?.message ?? result.status);
     }

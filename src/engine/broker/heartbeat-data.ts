@@ -7,6 +7,7 @@ import { ResponseCode } from '../remoting/codes.js';
 import { parseTagExpression, type TagFilter } from '../common/tag-expression.js';
 import { parseLenientJson } from './lenient-json.js';
 import { RequestError } from './request-error.js';
+import { tagExpressionProblem } from './subscription-check.js';
 
 export interface SubscriptionData {
   topic: string;
@@ -86,13 +87,21 @@ function quoteSubVersions(text: string): string {
 export function parseSubscriptionData(raw: unknown, what: string): SubscriptionData {
   const object = asObject(raw, what);
   const subString = asText(object['subString'], '*');
+  const expressionType = asText(object['expressionType'], 'TAG').toUpperCase();
+  const problem = expressionType === 'TAG' ? tagExpressionProblem(subString) : undefined;
+  if (problem !== undefined) {
+    throw new RequestError(
+      ResponseCode.SubscriptionParseFailed,
+      `parse the consumer's subscription failed: ${problem}`,
+    );
+  }
   return {
     topic: asName(object['topic'], `${what}.topic`),
     subString,
     tagsSet: asList(object['tagsSet'], (item): item is string => typeof item === 'string'),
     codeSet: asList(object['codeSet'], (item): item is number => typeof item === 'number'),
     subVersion: exactInteger(object['subVersion']),
-    expressionType: asText(object['expressionType'], 'TAG').toUpperCase(),
+    expressionType,
     classFilterMode: object['classFilterMode'] === true,
     filter: parseTagExpression(subString),
   };

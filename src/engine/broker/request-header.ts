@@ -18,13 +18,22 @@ function shown(value: string): string {
 
 export class HeaderReader {
   private readonly fields: Readonly<Record<string, unknown>>;
+  private readonly aliases: Readonly<Record<string, string>> | undefined;
 
-  constructor(fields: Readonly<Record<string, unknown>> | undefined) {
+  /**
+   * `aliases` maps a field name to a short name read in its place when present (the one-letter
+   * names of SendMessageRequestHeaderV2), so such a header is read without copying it; errors still
+   * name the field.
+   */
+  constructor(fields: Readonly<Record<string, unknown>> | undefined, aliases?: Readonly<Record<string, string>>) {
     this.fields = fields ?? {};
+    this.aliases = aliases;
   }
 
   private raw(name: string): string | undefined {
-    const value = this.fields[name];
+    const alias = this.aliases?.[name];
+    const aliased = alias === undefined ? undefined : this.fields[alias];
+    const value = aliased === undefined ? this.fields[name] : aliased;
     if (value === undefined || value === null) return undefined;
     if (typeof value === 'string') return value;
     if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') return String(value);

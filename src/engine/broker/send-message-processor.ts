@@ -6,7 +6,7 @@
  */
 import { normalizeHost, parseHostAddress } from '../common/host-address.js';
 import type { HostAddress, MessageToStore } from '../common/message.js';
-import { decodeProperties } from '../common/properties.js';
+import { MessageProperty, decodeProperties } from '../common/properties.js';
 import {
   DLQ_GROUP_TOPIC_PREFIX,
   RETRY_GROUP_TOPIC_PREFIX,
@@ -22,7 +22,10 @@ import { createResponse, type RemotingCommand } from '../remoting/command.js';
 import { PutStatus, type PutResult } from '../store/api.js';
 import type { BrokerContext } from './broker-context.js';
 import { RequestError } from './request-error.js';
-import { HeaderReader, stringFields } from './request-header.js';
+import { HeaderReader } from './request-header.js';
+import type { ScheduleMessageService } from './schedule-message-service.js';
+import { TIMER_TOPIC, requestedDeliverMs, type TimerMessageService } from './timer-message-service.js';
+import { TransactionService } from './transaction-service.js';
 import { PERM_READ_WRITE, type TopicConfig, isWriteable } from './topic-config-manager.js';
 
 /** SendMessageRequestHeaderV2 field letters -> SendMessageRequestHeader names. */
@@ -43,8 +46,13 @@ const V2_FIELD_NAMES: Record<string, string> = {
   n: 'brokerName',
 };
 
+/** SendMessageRequestHeader names -> SendMessageRequestHeaderV2 letters (read in place, no copy). */
+const V2_FIELD_LETTERS: Readonly<Record<string, string>> = Object.fromEntries(
+  Object.entries(V2_FIELD_NAMES).map(([letter, name]) => [name, letter]),
+);
+
 /** Topics only the broker itself writes (TopicValidator.NOT_ALLOWED_SEND_TOPIC_SET). */
-const NOT_ALLOWED_SEND_TOPICS = new Set([SCHEDULE_TOPIC, TRANS_HALF_TOPIC, TRANS_OP_HALF_TOPIC]);
+const NOT_ALLOWED_SEND_TOPICS = new Set([SCHEDULE_TOPIC, TRANS_HALF_TOPIC, TRANS_OP_HALF_TOPIC, TIMER_TOPIC]);
 
 /** MessageConst.PROPERTY_CLUSTER: the broker records its cluster on every message it accepts. */
 const PROPERTY_CLUSTER = 'CLUSTER';
@@ -68,13 +76,7 @@ export interface SendMessageHeader {
 
 /** Reads a v1 (long names) or v2 (letters) send header; v2 when the letters are present. */
 export function decodeSendHeader(extFields: Readonly<Record<string, unknown>>, v2: boolean): SendMessageHeader {
-  let fields = extFields;
-  if (v2) {
-    const renamed: Record<string, unknown> = {};
-    for (const [name, value] of Object.entries(extFields)) renamed[V2_FIELD_NAMES[name] ?? name] = value;
-    fields = renamed;
-  }
-  const header = new HeaderReader(fields);
+  const header = v2 ? new HeaderReader(extFields, V2_FIELD_LETTERS) : new HeaderReader(extFields);
   return {
     producerGroup: header.name('producerGroup'),
     topic: header.string('topic'),
@@ -156,20 +158,38 @@ export function responseCodeOfPutStatus(status: PutStatus): number {
   }
 }
 
+/** Born hosts by channel: parsed once per connection rather than once per message. */
+const bornHosts = new WeakMap<RemotingChannel, HostAddress>();
+
 export function bornHostOf(channel: RemotingChannel): HostAddress {
-  try {
-    const address = parseHostAddress(channel.remoteAddress);
-    return { host: normalizeHost(address.host), port: address.port };
-  } catch {
-    return { host: '0.0.0.0', port: 0 };
+  let bornHost = bornHosts.get(channel);
+  if (bornHost === undefined) {
+    try {
+      const address = parseHostAddress(channel.remoteAddress);
+      bornHost = { host: normalizeHost(address.host), port: address.port };
+    } catch {
+      bornHost = { host: '0.0.0.0', port: 0 };
+    }
+    bornHosts.set(channel, bornHost);
   }
+  return bornHost;
+}
+
+/** The services a single send may be diverted to: half messages, delay levels, delivery times. */
+export interface SendDiversions {
+  readonly schedule: ScheduleMessageService;
+  readonly timer: TimerMessageService;
+  readonly transactions: TransactionService;
 }
 
 export class SendMessageProcessor {
   /** Next queue per topic for sends that leave the choice to the broker. */
   private readonly nextQueue = new Map<string, number>();
 
-  constructor(private readonly ctx: BrokerContext) {}
+  constructor(
+    private readonly ctx: BrokerContext,
+    private readonly diversions: SendDiversions,
+  ) {}
 
   async process(
     request: RemotingCommand,
@@ -186,6 +206,7 @@ export class SendMessageProcessor {
     const topicConfig = this.checkTopic(header, channel);
     let topic = header.topic;
     let queueId = this.chooseQueue(header, topicConfig, channel);
+    let toDlq = false;
 
     // A client that could not send a message back resends it to %RETRY%<group> itself; once it has
     // been retried often enough it belongs in the DLQ (SendMessageProcessor.handleRetryAndDLQ).
@@ -197,39 +218,97 @@ export class SendMessageProcessor {
       if (header.reconsumeTimes >= maxReconsumeTimes) {
         topic = dlqTopicOf(topic.slice(RETRY_GROUP_TOPIC_PREFIX.length));
         queueId = 0;
+        toDlq = true;
         this.ctx.topics.createInternal(topic, 1, PERM_READ_WRITE);
       }
     }
 
-    const base = {
-      topic,
-      queueId,
-      sysFlag: header.sysFlag,
-      bornTimestamp: header.bornTimestamp,
-      bornHost: bornHostOf(channel),
-      reconsumeTimes: header.reconsumeTimes,
-      preparedTransactionOffset: 0,
-    };
+    const bornHost = bornHostOf(channel);
     const cluster = this.ctx.config.clusterName;
-    let result: PutResult;
-    if (batch === undefined) {
-      const message: MessageToStore = {
-        ...base,
-        flag: header.flag,
-        body: request.body ?? Buffer.alloc(0),
-        properties: { ...decodeProperties(header.properties), [PROPERTY_CLUSTER]: cluster },
+    // Messages are built as plain literals of one shape, and the properties decoded for them get
+    // CLUSTER added in place: object spreads here cost more than the rest of the request handling.
+    const toStore = (flag: number, body: Buffer, properties: Record<string, string>): MessageToStore => {
+      properties[PROPERTY_CLUSTER] = cluster;
+      return {
+        topic,
+        queueId,
+        flag,
+        body,
+        properties,
+        sysFlag: header.sysFlag,
+        bornTimestamp: header.bornTimestamp,
+        bornHost,
+        reconsumeTimes: header.reconsumeTimes,
+        preparedTransactionOffset: 0,
       };
-      result = await this.ctx.store.putMessage(message);
+    };
+    let result: PutResult;
+    let extraFields: Record<string, string> = {};
+    if (batch === undefined) {
+      const message = toStore(header.flag, request.body ?? Buffer.alloc(0), decodeProperties(header.properties));
+      if (toDlq) delete message.properties[MessageProperty.DelayTimeLevel];
+      const diverted = this.divert(message);
+      result = await this.ctx.store.putMessage(diverted.message);
+      if (result.status === PutStatus.Ok || result.status === PutStatus.FlushDiskTimeout) diverted.stored?.(result);
+      extraFields = diverted.fields;
     } else {
-      const messages = batch.map((entry): MessageToStore => ({
-        ...base,
-        flag: entry.flag,
-        body: entry.body,
-        properties: { ...decodeProperties(entry.properties), [PROPERTY_CLUSTER]: cluster },
-      }));
+      const decoded = batch.map((entry) => decodeProperties(entry.properties));
+      for (const properties of decoded) {
+        // As RocketMQ's MessageBatch: a half or delayed message cannot travel in a batch.
+        if (TransactionService.isHalf(properties) || (Number(properties[MessageProperty.DelayTimeLevel]) || 0) > 0) {
+          throw new RequestError(
+            ResponseCode.MessageIllegal,
+            'batch messages do not support transactions or delay levels',
+          );
+        }
+      }
+      const messages = batch.map((entry, i) => toStore(entry.flag, entry.body, decoded[i] ?? {}));
       result = await this.ctx.store.putMessages(messages);
     }
-    return this.answer(request, result, queueId);
+    return this.answer(request, result, queueId, extraFields);
+  }
+
+  /**
+   * A half message goes to the half topic, a delay level to the schedule topic, a delivery time to
+   * the timer topic (in that order of precedence, as RocketMQ's CommitLog checks them).
+   */
+  private divert(message: MessageToStore): {
+    message: MessageToStore;
+    stored?: (result: PutResult) => void;
+    fields: Record<string, string>;
+  } {
+    const { properties } = message;
+    if (TransactionService.isHalf(properties)) {
+      const half = this.diversions.transactions.divert(message);
+      const uniqueKey = properties[MessageProperty.UniqueClientMessageId];
+      return {
+        message: half,
+        stored: (result) => this.diversions.transactions.track(half, result.queueOffset, result.commitLogOffset),
+        fields: uniqueKey === undefined ? {} : { transactionId: uniqueKey },
+      };
+    }
+    const delayText = properties[MessageProperty.DelayTimeLevel];
+    if (delayText !== undefined) {
+      const level = Number(delayText);
+      if (!Number.isInteger(level)) {
+        throw new RequestError(ResponseCode.MessageIllegal, `DELAY "${delayText.slice(0, 32)}" is not a delay level`);
+      }
+      if (level > 0) return { message: this.diversions.schedule.divert(message, level), fields: {} };
+    }
+    const nowMs = Date.now();
+    const deliverMs = requestedDeliverMs(properties, nowMs);
+    if (deliverMs !== undefined) {
+      const timed = this.diversions.timer.divert(message, deliverMs, nowMs);
+      if (timed.topic === TIMER_TOPIC) {
+        return {
+          message: timed,
+          stored: (result) => this.diversions.timer.track(deliverMs, result.queueOffset, result.commitLogOffset),
+          fields: {},
+        };
+      }
+      return { message: timed, fields: {} };
+    }
+    return { message, fields: {} };
   }
 
   private checkTopic(header: SendMessageHeader, channel: RemotingChannel): TopicConfig {
@@ -283,7 +362,12 @@ export class SendMessageProcessor {
     return next % config.writeQueueNums;
   }
 
-  private answer(request: RemotingCommand, result: PutResult, queueId: number): RemotingCommand {
+  private answer(
+    request: RemotingCommand,
+    result: PutResult,
+    queueId: number,
+    extraFields: Record<string, string>,
+  ): RemotingCommand {
     const code = responseCodeOfPutStatus(result.status);
     if (result.status !== PutStatus.Ok && result.status !== PutStatus.FlushDiskTimeout) {
       this.ctx.counters.sendFailures++;
@@ -291,13 +375,14 @@ export class SendMessageProcessor {
       return createResponse(request, code, remark);
     }
     this.ctx.counters.putMessages += result.messageCount;
-    const fields = stringFields({
+    const fields: Record<string, string> = {
       msgId: result.msgIds.join(','),
-      queueId,
-      queueOffset: result.queueOffset,
+      queueId: String(queueId),
+      queueOffset: String(result.queueOffset),
       MSG_REGION: DEFAULT_REGION,
       TRACE_ON: 'true',
-    });
+    };
+    Object.assign(fields, extraFields);
     return createResponse(request, code, undefined, fields);
   }
 }

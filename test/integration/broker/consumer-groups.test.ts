@@ -35,7 +35,8 @@ describe('broker consumer groups', () => {
   let h: BrokerHarness;
   const clients: RemotingClient[] = [];
   before(async () => {
-    h = await startHarness();
+    // Short delay levels: a sent-back message waits for level 3 before it reaches the retry topic.
+    h = await startHarness({ messageDelayLevel: '10ms 20ms 30ms 40ms 50ms' });
   });
   after(async () => {
     for (const client of clients) await client.close();
@@ -161,8 +162,11 @@ describe('broker consumer groups', () => {
       }),
     );
     assert.equal(back.code, ResponseCode.Success, remarkOf(back));
-    const retry = await h.call(pullRequest('%RETRY%groupB', 0, { group: 'groupB' }));
-    assert.equal(retry.code, ResponseCode.Success, remarkOf(retry));
+    const retry = await eventually(async () => {
+      const pulled = await h.call(pullRequest('%RETRY%groupB', 0, { group: 'groupB' }));
+      assert.equal(pulled.code, ResponseCode.Success, remarkOf(pulled));
+      return pulled;
+    });
     const [retried] = decodeRecords(retry.body ?? Buffer.alloc(0));
     assert.ok(retried);
     assert.equal(retried.body.toString(), 'retry me');

@@ -1,0 +1,220 @@
+/**
+ * POP_MESSAGE (200050), ACK_MESSAGE (200051) and CHANGE_MESSAGE_INVISIBLETIME (200053), after
+ * RocketMQ's PopMessageProcessor, AckMessageProcessor and ChangeInvisibleTimeProcessor, over the
+ * PopService's state. A pop that finds nothing waits up to its pollTime for an arrival on the topic
+ * or the group's pop retry topic (the store's arrival listener, as pull long polling does).
+ * The receipt handle (extraInfo) is ExtraInfoUtil's:
+ * `ckStartOffset popTime invisibleTime reviveQid t brokerName queueId queueOffset` (t: 1 = retry topic);
+ * ack and change check its popTime against the lease, so an old handle stops working.
+ */
+import { parseTagExpression } from '../common/tag-expression.js';
+import { topicNameProblem } from '../common/topic.js';
+import type { RemotingChannel } from '../remoting/channel.js';
+import { ResponseCode } from '../remoting/codes.js';
+import { createResponse, type RemotingCommand } from '../remoting/command.js';
+import type { BrokerContext } from './broker-context.js';
+import type { PopResult, PopService } from './pop-service.js';
+import { RequestError } from './request-error.js';
+import { HeaderReader, stringFields } from './request-header.js';
+import { checkSubscription } from './subscription-check.js';
+import { popRetryTopicOf } from './system-message.js';
+import { isReadable } from './topic-config-manager.js';
+
+/** RocketMQ's limit on messages per pop. */
+const MAX_POP_MESSAGES = 32;
+/** The revive queue id we report; revival is not queue-based here. */
+const REVIVE_QID = 0;
+
+interface Waiter {
+  readonly topics: readonly string[];
+  readonly wake: () => void;
+}
+
+/** The popTime of a receipt handle (ExtraInfoUtil field 1). */
+export function popTimeOfExtraInfo(extraInfo: string): number {
+  const fields = extraInfo.trim().split(' ');
+  const popTime = Number(fields[1]);
+  if (fields.length < 7 || !Number.isSafeInteger(popTime)) {
+    throw new RequestError(ResponseCode.SystemError, `extraInfo "${extraInfo.slice(0, 100)}" is not a receipt handle`);
+  }
+  return popTime;
+}
+
+export class PopMessageProcessor {
+  private readonly waiters = new Set<Waiter>();
+  private stopped = false;
+
+  constructor(
+    private readonly ctx: BrokerContext,
+    private readonly pops: PopService,
+  ) {}
+
+  /** The store's arrival listener: wakes pops waiting on the topic. */
+  notifyArrival(topic: string): void {
+    for (const waiter of [...this.waiters]) if (waiter.topics.includes(topic)) waiter.wake();
+  }
+
+  /** Answers every waiting pop. */
+  shutdown(): void {
+    this.stopped = true;
+    for (const waiter of [...this.waiters]) waiter.wake();
+  }
+
+  get waitingCount(): number {
+    return this.waiters.size;
+  }
+
+  async pop(request: RemotingCommand, channel: RemotingChannel): Promise<RemotingCommand> {
+    const reader = new HeaderReader(request.extFields as Readonly<Record<string, unknown>>);
+    const group = reader.name('consumerGroup');
+    const topic = reader.string('topic');
+    const queueId = reader.int('queueId');
+    const maxMsgNums = reader.int('maxMsgNums');
+    const invisibleTimeMs = reader.long('invisibleTime');
+    const pollTimeMs = reader.optionalLong('pollTime') ?? 0;
+    const initMode = reader.optionalInt('initMode') ?? 0;
+    const expType = reader.optionalString('expType') ?? 'TAG';
+    const exp = reader.optionalString('exp') ?? '*';
+    if (reader.bool('order', false)) {
+      throw new RequestError(ResponseCode.MessageIllegal, 'orderly pop is not supported by this broker');
+    }
+    const problem = topicNameProblem(topic);
+    if (problem !== undefined) throw new RequestError(ResponseCode.SystemError, problem);
+    if (maxMsgNums <= 0 || maxMsgNums > MAX_POP_MESSAGES) {
+      throw new RequestError(
+        ResponseCode.MessageIllegal,
+        `the broker restrict the max pop message num to 1..${MAX_POP_MESSAGES}, got ${maxMsgNums}`,
+      );
+    }
+    if (invisibleTimeMs <= 0) throw new RequestError(ResponseCode.MessageIllegal, 'invisibleTime must be positive');
+    checkSubscription(exp, expType);
+    if (!isReadable(this.ctx.brokerPermission)) {
+      throw new RequestError(ResponseCode.NoPermission, `the broker[${this.ctx.config.brokerName}] pop is forbidden`);
+    }
+    const topicConfig = this.ctx.topics.get(topic);
+    if (topicConfig === undefined) {
+      throw new RequestError(ResponseCode.TopicNotExist, `topic[${topic}] not exist, apply first please!`);
+    }
+    if (!isReadable(topicConfig.perm)) {
+      throw new RequestError(ResponseCode.NoPermission, `the topic[${topic}] peeking message is forbidden`);
+    }
+    if (queueId >= topicConfig.readQueueNums) {
+      throw new RequestError(
+        ResponseCode.SystemError,
+        `queueId[${queueId}] is illegal, topic:[${topic}] topicConfig.readQueueNums:[${topicConfig.readQueueNums}] consumer:[${channel.remoteAddress}]`,
+      );
+    }
+    const filter = parseTagExpression(exp);
+    const waitMs = Math.max(0, Math.min(pollTimeMs, this.ctx.config.longPollingMaxSuspendMs));
+    const deadline = Date.now() + waitMs;
+    const watched = [topic, popRetryTopicOf(group, topic)];
+    for (;;) {
+      const result = this.pops.pop({
+        group,
+        topic,
+        queueId,
+        maxMessages: maxMsgNums,
+        invisibleTimeMs,
+        filter,
+        initMode,
+      });
+      if (result.records.length > 0) return this.found(request, result);
+      const remainingMs = deadline - Date.now();
+      if (waitMs === 0) {
+        return createResponse(request, ResponseCode.PullNotFound, 'no message', this.emptyHeader(result));
+      }
+      if (remainingMs <= 0 || this.stopped || channel.closed) {
+        return createResponse(request, ResponseCode.PollingTimeout, 'polling timeout', this.emptyHeader(result));
+      }
+      if (this.waiters.size >= this.ctx.config.maxHeldPulls) {
+        return createResponse(request, ResponseCode.PollingFull, 'too many pops waiting');
+      }
+      await this.waitForArrival(watched, remainingMs);
+    }
+  }
+
+  ack(request: RemotingCommand): RemotingCommand {
+    const reader = new HeaderReader(request.extFields as Readonly<Record<string, unknown>>);
+    const group = reader.name('consumerGroup');
+    const topic = reader.string('topic');
+    const queueId = reader.int('queueId');
+    const queueOffset = reader.long('offset');
+    const popTime = popTimeOfExtraInfo(reader.string('extraInfo'));
+    if (!this.pops.ack(group, topic, queueId, queueOffset, popTime)) {
+      return createResponse(
+        request,
+        ResponseCode.NoMessage,
+        `no lease of ${topic}:${queueId}@${queueOffset} for group ${group} with this receipt handle (acked, expired or replaced)`,
+      );
+    }
+    return createResponse(request, ResponseCode.Success);
+  }
+
+  changeInvisibleTime(request: RemotingCommand): RemotingCommand {
+    const reader = new HeaderReader(request.extFields as Readonly<Record<string, unknown>>);
+    const group = reader.name('consumerGroup');
+    const topic = reader.string('topic');
+    const queueId = reader.int('queueId');
+    const queueOffset = reader.long('offset');
+    const invisibleTimeMs = reader.long('invisibleTime');
+    const popTime = popTimeOfExtraInfo(reader.string('extraInfo'));
+    if (invisibleTimeMs < 0) throw new RequestError(ResponseCode.MessageIllegal, 'invisibleTime must not be negative');
+    const changed = this.pops.changeInvisibleTime(group, topic, queueId, queueOffset, popTime, invisibleTimeMs);
+    if (changed === undefined) {
+      return createResponse(
+        request,
+        ResponseCode.NoMessage,
+        `no lease of ${topic}:${queueId}@${queueOffset} for group ${group} with this receipt handle (acked, expired or replaced)`,
+      );
+    }
+    return createResponse(
+      request,
+      ResponseCode.Success,
+      undefined,
+      stringFields({ popTime: changed.popTime, invisibleTime: changed.invisibleTimeMs, reviveQid: REVIVE_QID }),
+    );
+  }
+
+  private emptyHeader(result: PopResult): Record<string, string> {
+    return stringFields({
+      popTime: result.popTime,
+      invisibleTime: result.invisibleTimeMs,
+      reviveQid: REVIVE_QID,
+      restNum: result.restNum,
+    });
+  }
+
+  private found(request: RemotingCommand, result: PopResult): RemotingCommand {
+    this.ctx.counters.getMessages += result.records.length;
+    const mark = (retry: boolean): string => (retry ? '1' : '0');
+    const startOffsetInfo = result.queues.map((q) => `${mark(q.retry)} ${q.queueId} ${q.startOffset}`).join(';');
+    const msgOffsetInfo = result.queues
+      .map((q) => `${mark(q.retry)} ${q.queueId} ${q.queueOffsets.join(',')}`)
+      .join(';');
+    const fields = stringFields({
+      popTime: result.popTime,
+      invisibleTime: result.invisibleTimeMs,
+      reviveQid: REVIVE_QID,
+      restNum: result.restNum,
+      startOffsetInfo,
+      msgOffsetInfo,
+    });
+    return createResponse(request, ResponseCode.Success, 'FOUND', fields, Buffer.concat(result.records));
+  }
+
+  private waitForArrival(topics: readonly string[], timeoutMs: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const waiter: Waiter = {
+        topics,
+        wake: () => {
+          if (!this.waiters.delete(waiter)) return;
+          clearTimeout(timer);
+          // Re-pop outside the store's put path that may have called us.
+          setImmediate(resolve);
+        },
+      };
+      const timer = setTimeout(() => waiter.wake(), timeoutMs);
+      this.waiters.add(waiter);
+    });
+  }
+}

@@ -1,0 +1,311 @@
+/**
+ * Arbitrary delivery times (RocketMQ 5 timer messages). A send carrying TIMER_DELIVER_MS (epoch ms),
+ * TIMER_DELAY_SEC or TIMER_DELAY_MS is stored in the system topic `rmq_sys_wheel_timer` queue 0 with
+ * its destination in REAL_TOPIC / REAL_QID and the absolute time in TIMER_DELIVER_MS; a time in the
+ * past is stored straight into its topic, one beyond `timerMaxDelayMs` is refused (MESSAGE_ILLEGAL).
+ *
+ * Design (ours, not RocketMQ's timing wheel files): the pending messages sit in a min-heap by
+ * delivery time, and one timer is armed for the earliest. A due message is read back by CommitLog
+ * offset and re-stored into its real topic and queue.
+ *
+ * Durability. Two files under config/:
+ * - `timerCheckpoint.json` {"lowestPendingOffset": X}: every timer-topic message below queue offset X
+ *   is delivered (written atomically when X moves);
+ * - `timerDelivered.log`: append-only 8-byte big-endian queue offsets of messages delivered at or above
+ *   X (delivery order is not queue order). Rewritten atomically without the entries below X when it
+ *   holds mostly those.
+ * A message is re-stored before its offset is appended, so a crash repeats at most the deliveries in
+ * flight; a clean restart repeats nothing. At start the heap is rebuilt by scanning the timer queue
+ * from X, skipping the offsets in the log. Memory is one heap entry per pending message.
+ */
+import { closeSync, fdatasyncSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { createLogger } from '../common/logger.js';
+import type { MessageToStore } from '../common/message.js';
+import { decodeRecord } from '../common/message-record.js';
+import { MessageProperty } from '../common/properties.js';
+import { parseTagExpression } from '../common/tag-expression.js';
+import { ResponseCode } from '../remoting/codes.js';
+import { GetStatus, PutStatus, type MessageStore } from '../store/api.js';
+import { readJsonFile, writeFileAtomic } from '../store/atomic-file.js';
+import { MinHeap } from './min-heap.js';
+import { RequestError } from './request-error.js';
+import { restoreAs, userProperties } from './system-message.js';
+
+/** RocketMQ TimerMessageStore.TIMER_TOPIC. */
+export const TIMER_TOPIC = 'rmq_sys_wheel_timer';
+/** MessageConst.PROPERTY_TIMER_DELAY_MS. */
+const TIMER_DELAY_MS = 'TIMER_DELAY_MS';
+const log = createLogger('timer');
+const ALL = parseTagExpression('*');
+const SCAN_BATCH = 256;
+const RETRY_AFTER_FAILURE_MS = 1000;
+const OFFSET_BYTES = 8;
+
+interface Pending {
+  deliverMs: number;
+  queueOffset: number;
+  commitLogOffset: number;
+}
+
+/** The absolute delivery time a send asks for, or undefined when it asks for none. */
+export function requestedDeliverMs(properties: Readonly<Record<string, string>>, nowMs: number): number | undefined {
+  const at = properties[MessageProperty.TimerDeliverMs];
+  const delaySec = properties[MessageProperty.TimerDelaySec];
+  const delayMs = properties[TIMER_DELAY_MS];
+  const parse = (text: string, name: string): number => {
+    if (!/^-?\d{1,16}$/.test(text.trim())) {
+      throw new RequestError(ResponseCode.MessageIllegal, `property ${name} "${text}" is not an integer`);
+    }
+    return Number(text.trim());
+  };
+  if (at !== undefined) return parse(at, MessageProperty.TimerDeliverMs);
+  if (delaySec !== undefined) return nowMs + parse(delaySec, MessageProperty.TimerDelaySec) * 1000;
+  if (delayMs !== undefined) return nowMs + parse(delayMs, TIMER_DELAY_MS);
+  return undefined;
+}
+
+export class TimerMessageService {
+  private readonly heap = new MinHeap<Pending>((a, b) => a.deliverMs < b.deliverMs);
+  private readonly pending = new Map<number, Pending>();
+  /** Delivered offsets at or above lowestPendingOffset. */
+  private readonly deliveredAbove = new Set<number>();
+  private lowestPendingOffset = 0;
+  private persistedLowest = -1;
+  private logEntries = 0;
+  /** The timer queue's end when start() scanned it: offsets below it that are not pending are done. */
+  private scannedEnd = 0;
+  private logFd: number | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private armedForMs = Infinity;
+  private running: Promise<void> | undefined;
+  private stopped = true;
+  private readonly checkpointPath: string;
+  private readonly logPath: string;
+
+  constructor(
+    private readonly store: () => MessageStore,
+    configDir: string,
+    private readonly maxDelayMs: number,
+  ) {
+    this.checkpointPath = join(configDir, 'timerCheckpoint.json');
+    this.logPath = join(configDir, 'timerDelivered.log');
+  }
+
+  /** Messages waiting for their time. */
+  get pendingCount(): number {
+    return this.pending.size;
+  }
+
+  /**
+   * Rewrites a send that asks for a delivery time into the timer topic; returns the message
+   * unchanged when the time has come already. Throws MESSAGE_ILLEGAL beyond the horizon.
+   */
+  divert(message: MessageToStore, deliverMs: number, nowMs: number): MessageToStore {
+    if (deliverMs - nowMs > this.maxDelayMs) {
+      throw new RequestError(
+        ResponseCode.MessageIllegal,
+        `timer message delivery time ${deliverMs} is more than ${this.maxDelayMs} ms ahead`,
+      );
+    }
+    const properties = { ...message.properties };
+    delete properties[MessageProperty.TimerDelaySec];
+    delete properties[TIMER_DELAY_MS];
+    if (deliverMs <= nowMs) {
+      delete properties[MessageProperty.TimerDeliverMs];
+      return { ...message, properties };
+    }
+    properties[MessageProperty.TimerDeliverMs] = String(deliverMs);
+    properties[MessageProperty.RealTopic] = message.topic;
+    properties[MessageProperty.RealQueueId] = String(message.queueId);
+    return { ...message, topic: TIMER_TOPIC, queueId: 0, properties };
+  }
+
+  /** After a diverted send was stored: it joins the heap. */
+  track(deliverMs: number, queueOffset: number, commitLogOffset: number): void {
+    if (this.stopped || this.pending.has(queueOffset) || queueOffset < this.lowestPendingOffset) return;
+    if (this.deliveredAbove.has(queueOffset)) return;
+    const entry = { deliverMs, queueOffset, commitLogOffset };
+    this.pending.set(queueOffset, entry);
+    this.heap.push(entry);
+    if (deliverMs < this.armedForMs) this.arm();
+  }
+
+  /** Loads the checkpoint and the delivered log, scans the timer queue and arms the timer. */
+  start(): void {
+    const store = this.store();
+    const checkpoint = readJsonFile<{ lowestPendingOffset?: number }>(this.checkpointPath);
+    const minOffset = store.getMinOffsetInQueue(TIMER_TOPIC, 0);
+    const maxOffset = store.getMaxOffsetInQueue(TIMER_TOPIC, 0);
+    // Past the queue's end only after the store lost an unflushed tail; those offsets get reused.
+    this.lowestPendingOffset = Math.min(maxOffset, Math.max(minOffset, checkpoint?.lowestPendingOffset ?? 0));
+    this.persistedLowest = checkpoint?.lowestPendingOffset ?? -1;
+    this.loadDeliveredLog(maxOffset);
+    this.stopped = false;
+    this.scannedEnd = maxOffset;
+    let queueOffset = this.lowestPendingOffset;
+    for (;;) {
+      const result = store.getMessage({
+        topic: TIMER_TOPIC,
+        queueId: 0,
+        queueOffset,
+        maxMessages: SCAN_BATCH,
+        filter: ALL,
+      });
+      if (result.status !== GetStatus.Found) break;
+      for (const record of result.records) {
+        const message = decodeRecord(record);
+        const deliverMs = Number(message.properties[MessageProperty.TimerDeliverMs]);
+        if (!Number.isFinite(deliverMs)) continue;
+        this.track(deliverMs, message.queueOffset, message.commitLogOffset);
+      }
+      queueOffset = result.nextBeginOffset;
+    }
+    this.advanceLowest(store.getMaxOffsetInQueue(TIMER_TOPIC, 0));
+    this.arm();
+  }
+
+  async shutdown(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    await this.running;
+    this.persistCheckpoint();
+    if (this.logFd !== undefined) {
+      fdatasyncSync(this.logFd);
+      closeSync(this.logFd);
+      this.logFd = undefined;
+    }
+    this.heap.clear();
+    this.pending.clear();
+  }
+
+  private loadDeliveredLog(maxOffset: number): void {
+    let bytes: Buffer;
+    try {
+      bytes = readFileSync(this.logPath);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      bytes = Buffer.alloc(0);
+    }
+    // A torn tail (crash mid-append) is ignored: that delivery may repeat once.
+    const whole = bytes.length - (bytes.length % OFFSET_BYTES);
+    for (let at = 0; at < whole; at += OFFSET_BYTES) {
+      const queueOffset = Number(bytes.readBigInt64BE(at));
+      if (queueOffset >= this.lowestPendingOffset && queueOffset < maxOffset) this.deliveredAbove.add(queueOffset);
+    }
+    this.rewriteLog();
+  }
+
+  /** Writes the log afresh with only the entries at or above the lowest pending offset. */
+  private rewriteLog(): void {
+    if (this.logFd !== undefined) closeSync(this.logFd);
+    const entries = [...this.deliveredAbove];
+    const bytes = Buffer.alloc(entries.length * OFFSET_BYTES);
+    entries.forEach((queueOffset, index) => bytes.writeBigInt64BE(BigInt(queueOffset), index * OFFSET_BYTES));
+    writeFileAtomic(this.logPath, bytes);
+    this.logEntries = entries.length;
+    this.logFd = openSync(this.logPath, 'a');
+  }
+
+  private arm(): void {
+    if (this.stopped) return;
+    const next = this.heap.peek();
+    if (next === undefined) {
+      this.armedForMs = Infinity;
+      return;
+    }
+    if (this.running !== undefined) return; // the running pass re-arms when it ends
+    clearTimeout(this.timer);
+    this.armedForMs = next.deliverMs;
+    this.timer = setTimeout(
+      () => {
+        this.timer = undefined;
+        this.armedForMs = Infinity;
+        this.running = this.deliverDue().finally(() => {
+          this.running = undefined;
+          this.arm();
+        });
+      },
+      Math.max(0, next.deliverMs - Date.now()),
+    );
+  }
+
+  private async deliverDue(): Promise<void> {
+    const store = this.store();
+    const delivered: number[] = [];
+    try {
+      for (;;) {
+        const next = this.heap.peek();
+        if (this.stopped || next === undefined || next.deliverMs > Date.now()) return;
+        this.heap.pop();
+        if (this.pending.get(next.queueOffset) !== next) continue;
+        const message = store.lookMessageByOffset(next.commitLogOffset);
+        const realTopic = message?.properties[MessageProperty.RealTopic];
+        const realQueueId = Number(message?.properties[MessageProperty.RealQueueId]);
+        if (message === undefined || realTopic === undefined || !Number.isInteger(realQueueId)) {
+          log.warn({ queueOffset: next.queueOffset }, 'timer message is gone or has no REAL_TOPIC: dropped');
+        } else {
+          const put = await store.putMessage(restoreAs(message, realTopic, realQueueId, userProperties(message)));
+          if (put.status !== PutStatus.Ok && put.status !== PutStatus.FlushDiskTimeout) {
+            log.warn({ status: put.status }, 're-storing a timer message failed; retrying');
+            next.deliverMs = Date.now() + RETRY_AFTER_FAILURE_MS;
+            this.heap.push(next);
+            return;
+          }
+        }
+        this.pending.delete(next.queueOffset);
+        this.deliveredAbove.add(next.queueOffset);
+        delivered.push(next.queueOffset);
+        // Record deliveries in small groups so that a crash repeats few of them.
+        if (delivered.length >= 64) this.recordDelivered(delivered.splice(0));
+      }
+    } catch (err) {
+      log.error({ err }, 'delivering timer messages failed');
+    } finally {
+      this.recordDelivered(delivered);
+    }
+  }
+
+  private recordDelivered(queueOffsets: number[]): void {
+    if (queueOffsets.length === 0 || this.logFd === undefined) return;
+    const bytes = Buffer.alloc(queueOffsets.length * OFFSET_BYTES);
+    queueOffsets.forEach((queueOffset, index) => bytes.writeBigInt64BE(BigInt(queueOffset), index * OFFSET_BYTES));
+    try {
+      writeSync(this.logFd, bytes);
+      fdatasyncSync(this.logFd);
+      this.logEntries += queueOffsets.length;
+      this.advanceLowest(this.store().getMaxOffsetInQueue(TIMER_TOPIC, 0));
+    } catch (err) {
+      log.error({ err }, 'recording timer deliveries failed');
+    }
+  }
+
+  /** Moves the lowest pending offset over delivered ones (never past `limit`, the queue's end). */
+  private advanceLowest(limit: number): void {
+    while (this.lowestPendingOffset < limit && !this.pending.has(this.lowestPendingOffset)) {
+      if (!this.deliveredAbove.delete(this.lowestPendingOffset) && !this.isScanned(this.lowestPendingOffset)) break;
+      this.lowestPendingOffset++;
+    }
+    if (this.lowestPendingOffset !== this.persistedLowest) this.persistCheckpoint();
+    if (this.logEntries > 4 * this.deliveredAbove.size + 4096) this.rewriteLog();
+  }
+
+  /**
+   * True for an offset below the queue's end that is neither pending nor delivered: a timer message
+   * that could not be read (dropped). Offsets of sends still being stored are above the known end.
+   */
+  private isScanned(queueOffset: number): boolean {
+    return queueOffset < this.scannedEnd;
+  }
+
+  private persistCheckpoint(): void {
+    try {
+      writeFileAtomic(this.checkpointPath, JSON.stringify({ lowestPendingOffset: this.lowestPendingOffset }));
+      this.persistedLowest = this.lowestPendingOffset;
+    } catch (err) {
+      log.error({ err }, 'writing timerCheckpoint.json failed');
+    }
+  }
+}
