@@ -14,7 +14,13 @@ import { createRequest, markOneway, type RemotingCommand } from '../remoting/com
 import { remoteError } from './broker-api.js';
 import { ClientInstance } from './client-instance.js';
 import { createUniqueMessageId } from './message-id.js';
-import { masterAddressOf, type MessageQueue, type TopicRouteData, writeQueuesOf } from './route.js';
+import {
+  cachedWriteQueuesOf,
+  masterAddressOf,
+  type MessageQueue,
+  type TopicRouteData,
+  writeQueuesOf,
+} from './route.js';
 import type { Transport } from './transport.js';
 
 const log = createLogger('producer');
@@ -52,6 +58,9 @@ export const MAX_DELAY_LEVEL = 18;
 
 /** The message with the delay properties the send options ask for (at most one kind of delay). */
 export function applyDelay(message: Message, options: SendOptions): Message {
+  if (options.delayLevel === undefined && options.deliverAt === undefined && options.delayMs === undefined) {
+    return message;
+  }
   const kinds = [options.delayLevel, options.deliverAt, options.delayMs].filter((value) => value !== undefined);
   if (kinds.length === 0) return message;
   if (kinds.length > 1) {
@@ -343,13 +352,13 @@ export class Producer {
   /** The route to publish with: the topic's own, or TBW102's when the topic does not exist yet. */
   private async publishRoute(topic: string, refresh = false): Promise<TopicRouteData> {
     let route = await this.instance.routeOf(topic, refresh);
-    if (route !== undefined && writeQueuesOf(topic, route).length > 0) {
+    if (route !== undefined && cachedWriteQueuesOf(topic, route).length > 0) {
       this.autoCreateTopics.delete(topic);
       this.routeDroppedAtMs.delete(topic);
       return route;
     }
     route = await this.instance.routeOf(AUTO_CREATE_TOPIC_KEY_TOPIC, refresh);
-    if (route === undefined || writeQueuesOf(topic, route).length === 0) {
+    if (route === undefined || cachedWriteQueuesOf(topic, route).length === 0) {
       throw new RbError(
         ErrorCode.NoRoute,
         `no route for topic ${topic} and no ${AUTO_CREATE_TOPIC_KEY_TOPIC} to create it`,
@@ -379,7 +388,7 @@ export class Producer {
     if (options.queue !== undefined) {
       queue = options.queue;
     } else {
-      const queues = writeQueuesOf(topic, route);
+      const queues = cachedWriteQueuesOf(topic, route);
       if (options.selector !== undefined) {
         queue = options.selector(queues, message);
       } else {

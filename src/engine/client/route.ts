@@ -46,6 +46,27 @@ export function writeQueuesOf(topic: string, route: TopicRouteData): MessageQueu
   return queues;
 }
 
+/** writeQueuesOf per route object and topic: a producer needs them on every send, routes change rarely. */
+const writeQueuesCache = new WeakMap<TopicRouteData, Map<string, readonly MessageQueue[]>>();
+
+/**
+ * writeQueuesOf, computed once per route object (a route is replaced, never changed, when it is
+ * refreshed). The array is shared: callers must not modify it.
+ */
+export function cachedWriteQueuesOf(topic: string, route: TopicRouteData): readonly MessageQueue[] {
+  let byTopic = writeQueuesCache.get(route);
+  if (byTopic === undefined) {
+    byTopic = new Map();
+    writeQueuesCache.set(route, byTopic);
+  }
+  let queues = byTopic.get(topic);
+  if (queues === undefined) {
+    queues = writeQueuesOf(topic, route);
+    byTopic.set(topic, queues);
+  }
+  return queues;
+}
+
 /** The queues a consumer may read (subscribe info), sorted. */
 export function readQueuesOf(topic: string, route: TopicRouteData): MessageQueue[] {
   const queues: MessageQueue[] = [];
