@@ -6,7 +6,7 @@
  */
 import { join } from 'node:path';
 import { createLogger } from '../common/logger.js';
-import { writeFileAtomic } from '../store/atomic-file.js';
+import { writeFileAtomic } from '../common/atomic-file.js';
 import { readLenientJsonFile } from './lenient-json.js';
 
 const TOPIC_GROUP_SEPARATOR = '@';

@@ -26,7 +26,7 @@ import { MessageProperty } from '../common/properties.js';
 import { parseTagExpression, type TagFilter } from '../common/tag-expression.js';
 import { RETRY_GROUP_TOPIC_PREFIX, dlqTopicOf } from '../common/topic.js';
 import { GetStatus, PutStatus, type MessageStore } from '../store/api.js';
-import { readJsonFile, writeFileAtomic } from '../store/atomic-file.js';
+import { readJsonFile, writeFileAtomic } from '../common/atomic-file.js';
 import type { ConsumerOffsetManager } from './consumer-offset-manager.js';
 import { MinHeap } from './min-heap.js';
 import { ensureInternalTopic, popRetryTopicOf, restoreAs, userProperties } from './system-message.js';

@@ -19,7 +19,7 @@ import { MessageProperty } from '../common/properties.js';
 import { parseTagExpression } from '../common/tag-expression.js';
 import { SCHEDULE_TOPIC } from '../common/topic.js';
 import { GetStatus, PutStatus, type MessageStore } from '../store/api.js';
-import { writeFileAtomic } from '../store/atomic-file.js';
+import { writeFileAtomic } from '../common/atomic-file.js';
 import { readLenientJsonFile } from './lenient-json.js';
 import { restoreAs, userProperties } from './system-message.js';
 

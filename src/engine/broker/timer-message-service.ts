@@ -27,7 +27,7 @@ import { MessageProperty } from '../common/properties.js';
 import { parseTagExpression } from '../common/tag-expression.js';
 import { ResponseCode } from '../remoting/codes.js';
 import { GetStatus, PutStatus, type MessageStore } from '../store/api.js';
-import { readJsonFile, writeFileAtomic } from '../store/atomic-file.js';
+import { readJsonFile, writeFileAtomic } from '../common/atomic-file.js';
 import { MinHeap } from './min-heap.js';
 import { RequestError } from './request-error.js';
 import { restoreAs, userProperties } from './system-message.js';

@@ -8,7 +8,7 @@
 import { join } from 'node:path';
 import { createLogger } from '../common/logger.js';
 import { AUTO_CREATE_TOPIC_KEY_TOPIC, topicNameProblem } from '../common/topic.js';
-import { writeFileAtomic } from '../store/atomic-file.js';
+import { writeFileAtomic } from '../common/atomic-file.js';
 import { readLenientJsonFile } from './lenient-json.js';
 
 /** PermName.java bits. */

@@ -3,8 +3,8 @@
  * broker (RemoteOffsetStore: memory first, committed periodically, on queue release and on shutdown);
  * broadcasting members each keep their own in a local JSON file (LocalOffsetStore), written atomically.
  */
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
+import { readJsonFile, writeFileAtomic } from '../common/atomic-file.js';
 import { createLogger } from '../common/logger.js';
 import { queryConsumerOffset, updateConsumerOffset } from './broker-api.js';
 import type { ClientInstance } from './client-instance.js';
@@ -26,36 +26,6 @@ export interface OffsetStore {
   persist(queue: MessageQueue): Promise<void>;
   /** Forgets a queue that this member no longer owns. */
   remove(queue: MessageQueue): void;
-}
-
-/**
- * Write temp, fsync, rename (the store's writeFileAtomic; the client may not import the store layer).
- * A crash leaves the old or the new file, never a torn one.
- */
-function writeFileAtomic(path: string, content: string): void {
-  mkdirSync(dirname(path), { recursive: true });
-  const tempPath = `${path}.tmp`;
-  const bytes = Buffer.from(content, 'utf8');
-  const fd = openSync(tempPath, 'w');
-  try {
-    let written = 0;
-    while (written < bytes.length) written += writeSync(fd, bytes, written, bytes.length - written);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tempPath, path);
-}
-
-function readJsonFile<T>(path: string): T | undefined {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw err;
-  }
-  return JSON.parse(text) as T;
 }
 
 abstract class MemoryOffsets {
