@@ -9,43 +9,22 @@ import { describe, it } from 'node:test';
 import { BLANK_MAGIC_CODE, decodeRecord } from '../../../src/engine/common/message-record.js';
 import type { MessageToStore } from '../../../src/engine/common/message.js';
 import { parseTagExpression } from '../../../src/engine/common/tag-expression.js';
-import { type MessageStoreConfig, PutStatus, testMessageStoreConfig } from '../../../src/engine/store/api.js';
+import { type MessageStoreConfig, PutStatus } from '../../../src/engine/store/api.js';
 import { type FileIo, nodeFileIo } from '../../../src/engine/store/file-io.js';
 import { DefaultMessageStore, type MessageStoreOptions } from '../../../src/engine/store/message-store.js';
 import { eventually } from '../../helpers/eventually.js';
-import { makeTempDir } from '../../helpers/temp-dir.js';
+import { testMessage, withStore as withTestStore } from '../../helpers/store.js';
 
 function message(sequence: number, overrides: Partial<MessageToStore> = {}): MessageToStore {
-  return {
-    topic: 'TopicA',
-    queueId: 0,
-    flag: 0,
-    body: Buffer.alloc(200 + ((sequence * 37) % 900), sequence % 251),
-    properties: { TAGS: 'TagA', KEYS: `key-${sequence}`, UNIQ_KEY: `UNIQ-${sequence}` },
-    sysFlag: 0,
-    bornTimestamp: Date.now(),
-    bornHost: { host: '127.0.0.1', port: 40000 },
-    reconsumeTimes: 0,
-    preparedTransactionOffset: 0,
-    ...overrides,
-  };
+  return testMessage(sequence, { body: Buffer.alloc(200 + ((sequence * 37) % 900), sequence % 251), ...overrides });
 }
 
-async function withStore(
+function withStore(
   overrides: Partial<MessageStoreConfig>,
   body: (store: DefaultMessageStore, config: MessageStoreConfig) => Promise<void>,
   options: MessageStoreOptions = {},
 ): Promise<void> {
-  const { dir, cleanup } = await makeTempDir('rb-commitlog-');
-  const config = testMessageStoreConfig(dir, overrides);
-  const store = new DefaultMessageStore(config, options);
-  try {
-    await store.start();
-    await body(store, config);
-  } finally {
-    await store.shutdown();
-    await cleanup();
-  }
+  return withTestStore('rb-commitlog-', overrides, body, options);
 }
 
 const all = parseTagExpression('*');

@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { decodeRecord } from '../../../src/engine/common/message-record.js';
-import { MessageSysFlag, type MessageToStore } from '../../../src/engine/common/message.js';
+import { MessageSysFlag } from '../../../src/engine/common/message.js';
 import { parseTagExpression } from '../../../src/engine/common/tag-expression.js';
 import {
   GetStatus,
@@ -19,38 +19,16 @@ import { FaultyFileIo } from '../../../src/engine/store/file-io.js';
 import { DefaultMessageStore, type MessageStoreOptions } from '../../../src/engine/store/message-store.js';
 import { eventually } from '../../helpers/eventually.js';
 import { makeTempDir } from '../../helpers/temp-dir.js';
+import { testMessage, withStore as withTestStore } from '../../helpers/store.js';
 
-function message(sequence: number, overrides: Partial<MessageToStore> = {}): MessageToStore {
-  return {
-    topic: 'TopicA',
-    queueId: 0,
-    flag: 0,
-    body: Buffer.from(`body-${sequence}-`.repeat(10)),
-    properties: { TAGS: 'TagA', KEYS: `key-${sequence}`, UNIQ_KEY: `UNIQ-${sequence}` },
-    sysFlag: 0,
-    bornTimestamp: Date.now(),
-    bornHost: { host: '127.0.0.1', port: 40000 },
-    reconsumeTimes: 0,
-    preparedTransactionOffset: 0,
-    ...overrides,
-  };
-}
+const message = testMessage;
 
-async function withStore(
+function withStore(
   overrides: Partial<MessageStoreConfig>,
   body: (store: DefaultMessageStore, config: MessageStoreConfig) => Promise<void>,
   options: MessageStoreOptions = {},
 ): Promise<void> {
-  const { dir, cleanup } = await makeTempDir('rb-store-');
-  const config = testMessageStoreConfig(dir, overrides);
-  const store = new DefaultMessageStore(config, options);
-  try {
-    await store.start();
-    await body(store, config);
-  } finally {
-    await store.shutdown();
-    await cleanup();
-  }
+  return withTestStore('rb-store-', overrides, body, options);
 }
 
 /** Waits until the clock moves past `timestampMs` (puts then get a later store timestamp). */

@@ -8,15 +8,10 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import type { MessageToStore } from '../../../src/engine/common/message.js';
 import { parseTagExpression } from '../../../src/engine/common/tag-expression.js';
-import {
-  GetStatus,
-  type MessageStoreConfig,
-  PutStatus,
-  testMessageStoreConfig,
-} from '../../../src/engine/store/api.js';
+import { GetStatus, type MessageStoreConfig, PutStatus } from '../../../src/engine/store/api.js';
 import { DefaultMessageStore, type MessageStoreOptions } from '../../../src/engine/store/message-store.js';
 import { eventually } from '../../helpers/eventually.js';
-import { makeTempDir } from '../../helpers/temp-dir.js';
+import { withStore as withTestStore } from '../../helpers/store.js';
 
 const SEGMENT_BYTES = 8192;
 
@@ -35,25 +30,17 @@ function message(sequence: number, queueId = 0): MessageToStore {
   };
 }
 
-async function withStore(
+function withStore(
   overrides: Partial<MessageStoreConfig>,
   body: (store: DefaultMessageStore, config: MessageStoreConfig) => Promise<void>,
   options: MessageStoreOptions = {},
 ): Promise<void> {
-  const { dir, cleanup } = await makeTempDir('rb-retention-');
-  const config = testMessageStoreConfig(dir, {
-    commitLogSegmentBytes: SEGMENT_BYTES,
-    consumeQueueUnitsPerFile: 4,
-    ...overrides,
-  });
-  const store = new DefaultMessageStore(config, options);
-  try {
-    await store.start();
-    await body(store, config);
-  } finally {
-    await store.shutdown();
-    await cleanup();
-  }
+  return withTestStore(
+    'rb-retention-',
+    { commitLogSegmentBytes: SEGMENT_BYTES, consumeQueueUnitsPerFile: 4, ...overrides },
+    body,
+    options,
+  );
 }
 
 /** Appends to two queues until the log spans `segments` segments. */
