@@ -16,7 +16,7 @@ import {
   searchOffset,
   updateConsumerOffset,
 } from './broker-api.js';
-import { ClientInstance } from './client-instance.js';
+import { ClientInstance, clientInstanceOptionsOf } from './client-instance.js';
 import { decodeResetOffsetBody, type QueueOffset } from './reset-offset-body.js';
 import { masterAddressOf, type MessageQueue, readQueuesOf, type TopicRouteData } from './route.js';
 import type { Transport } from './transport.js';
@@ -46,11 +46,7 @@ export class AdminClient {
   private started = false;
 
   constructor(options: AdminClientOptions) {
-    const instanceOptions: ConstructorParameters<typeof ClientInstance>[0] = { nameServers: options.nameServers };
-    if (options.transport !== undefined) instanceOptions.transport = options.transport;
-    if (options.instanceName !== undefined) instanceOptions.instanceName = options.instanceName;
-    if (options.requestTimeoutMs !== undefined) instanceOptions.requestTimeoutMs = options.requestTimeoutMs;
-    this.instance = new ClientInstance(instanceOptions);
+    this.instance = new ClientInstance(clientInstanceOptionsOf(options));
   }
 
   async start(): Promise<void> {

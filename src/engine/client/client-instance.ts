@@ -71,6 +71,17 @@ export interface ClientInstanceOptions {
   routeRefreshIntervalMs?: number;
 }
 
+/** The ClientInstance options found in a producer's or consumer's own options; absent ones stay absent. */
+export function clientInstanceOptionsOf(options: ClientInstanceOptions): ClientInstanceOptions {
+  const picked: ClientInstanceOptions = { nameServers: options.nameServers };
+  if (options.transport !== undefined) picked.transport = options.transport;
+  if (options.instanceName !== undefined) picked.instanceName = options.instanceName;
+  if (options.requestTimeoutMs !== undefined) picked.requestTimeoutMs = options.requestTimeoutMs;
+  if (options.heartbeatIntervalMs !== undefined) picked.heartbeatIntervalMs = options.heartbeatIntervalMs;
+  if (options.routeRefreshIntervalMs !== undefined) picked.routeRefreshIntervalMs = options.routeRefreshIntervalMs;
+  return picked;
+}
+
 let instanceCounter = 0;
 const instancesByRegistry = new WeakMap<ProcessorRegistry, Set<ClientInstance>>();
 

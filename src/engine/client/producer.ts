@@ -12,7 +12,7 @@ import { AUTO_CREATE_TOPIC_KEY_TOPIC, validateTopicName } from '../common/topic.
 import { RequestCode, ResponseCode } from '../remoting/codes.js';
 import { createRequest, markOneway, type RemotingCommand } from '../remoting/command.js';
 import { remoteError } from './broker-api.js';
-import { ClientInstance } from './client-instance.js';
+import { ClientInstance, clientInstanceOptionsOf } from './client-instance.js';
 import { createUniqueMessageId } from './message-id.js';
 import {
   cachedWriteQueuesOf,
@@ -183,16 +183,8 @@ export class Producer {
 
   constructor(options: ProducerOptions) {
     this.group = options.group;
-    const instanceOptions: ConstructorParameters<typeof ClientInstance>[0] = { nameServers: options.nameServers };
-    if (options.transport !== undefined) instanceOptions.transport = options.transport;
-    if (options.instanceName !== undefined) instanceOptions.instanceName = options.instanceName;
-    if (options.heartbeatIntervalMs !== undefined) instanceOptions.heartbeatIntervalMs = options.heartbeatIntervalMs;
-    if (options.routeRefreshIntervalMs !== undefined) {
-      instanceOptions.routeRefreshIntervalMs = options.routeRefreshIntervalMs;
-    }
     this.sendTimeoutMs = options.sendTimeoutMs ?? 3000;
-    instanceOptions.requestTimeoutMs = this.sendTimeoutMs;
-    this.instance = new ClientInstance(instanceOptions);
+    this.instance = new ClientInstance({ ...clientInstanceOptionsOf(options), requestTimeoutMs: this.sendTimeoutMs });
     this.retryTimes = options.retryTimesWhenSendFailed ?? 2;
     this.compressOverBytes = options.compressOverBytes;
     this.defaultTopicQueueNums = options.defaultTopicQueueNums ?? 4;

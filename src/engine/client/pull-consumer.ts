@@ -13,7 +13,7 @@ import {
   searchOffset,
   updateConsumerOffset,
 } from './broker-api.js';
-import { ClientInstance, type ConsumerData, type ConsumerHandle } from './client-instance.js';
+import { ClientInstance, clientInstanceOptionsOf, type ConsumerData, type ConsumerHandle } from './client-instance.js';
 import { type MessageQueue, readQueuesOf } from './route.js';
 import { createSubscription, matchesSubscription, subscriptionData } from './subscription.js';
 import type { Transport } from './transport.js';
@@ -42,15 +42,7 @@ export class PullConsumer implements ConsumerHandle {
 
   constructor(options: PullConsumerOptions) {
     this.group = options.group;
-    const instanceOptions: ConstructorParameters<typeof ClientInstance>[0] = { nameServers: options.nameServers };
-    if (options.transport !== undefined) instanceOptions.transport = options.transport;
-    if (options.instanceName !== undefined) instanceOptions.instanceName = options.instanceName;
-    if (options.requestTimeoutMs !== undefined) instanceOptions.requestTimeoutMs = options.requestTimeoutMs;
-    if (options.heartbeatIntervalMs !== undefined) instanceOptions.heartbeatIntervalMs = options.heartbeatIntervalMs;
-    if (options.routeRefreshIntervalMs !== undefined) {
-      instanceOptions.routeRefreshIntervalMs = options.routeRefreshIntervalMs;
-    }
-    this.instance = new ClientInstance(instanceOptions);
+    this.instance = new ClientInstance(clientInstanceOptionsOf(options));
   }
 
   get clientId(): string {

@@ -24,7 +24,7 @@ import {
   searchOffset,
   sendMessageBack,
 } from './broker-api.js';
-import { ClientInstance, type ConsumerData, type ConsumerHandle } from './client-instance.js';
+import { ClientInstance, clientInstanceOptionsOf, type ConsumerData, type ConsumerHandle } from './client-instance.js';
 import { lockBatchMq, unlockBatchMq } from './lock-api.js';
 import type { MessageExt } from './message-ext.js';
 import { LocalOffsetStore, type OffsetStore, RemoteOffsetStore } from './offset-store.js';
@@ -162,15 +162,12 @@ export class PushConsumer implements ConsumerHandle {
       throw new RbError(ErrorCode.ConfigInvalid, 'orderly consumption needs CLUSTERING');
     }
     this.consumeTimestamp = options.consumeTimestamp ?? Date.now() - 30 * 60 * 1000;
-    const instanceOptions: ConstructorParameters<typeof ClientInstance>[0] = {
-      nameServers: options.nameServers,
+    this.instance = new ClientInstance({
+      ...clientInstanceOptionsOf(options),
       requestTimeoutMs: this.options.requestTimeoutMs,
       heartbeatIntervalMs: this.options.heartbeatIntervalMs,
       routeRefreshIntervalMs: this.options.routeRefreshIntervalMs,
-    };
-    if (options.transport !== undefined) instanceOptions.transport = options.transport;
-    if (options.instanceName !== undefined) instanceOptions.instanceName = options.instanceName;
-    this.instance = new ClientInstance(instanceOptions);
+    });
     this.offsetStore =
       this.messageModel === 'BROADCASTING'
         ? new LocalOffsetStore(

@@ -9,7 +9,7 @@ import { ErrorCode, RbError } from '../common/errors.js';
 import { createLogger } from '../common/logger.js';
 import { MessageProperty } from '../common/properties.js';
 import { RETRY_GROUP_TOPIC_PREFIX, validateTopicName } from '../common/topic.js';
-import { ClientInstance, type ConsumerData, type ConsumerHandle } from './client-instance.js';
+import { ClientInstance, clientInstanceOptionsOf, type ConsumerData, type ConsumerHandle } from './client-instance.js';
 import type { MessageExt } from './message-ext.js';
 import { ackMessage, changeInvisibleTime, popMessage, type PoppedMessage } from './pop-api.js';
 import { Perm, type TopicRouteData } from './route.js';
@@ -66,15 +66,7 @@ export class SimpleConsumer implements ConsumerHandle {
     this.initMode = options.consumeFromWhere === 'FIRST_OFFSET' ? 0 : 1;
     checkDuration('invisibleTimeMs', this.invisibleTimeMs);
     checkDuration('awaitDurationMs', this.awaitDurationMs);
-    const instanceOptions: ConstructorParameters<typeof ClientInstance>[0] = { nameServers: options.nameServers };
-    if (options.transport !== undefined) instanceOptions.transport = options.transport;
-    if (options.instanceName !== undefined) instanceOptions.instanceName = options.instanceName;
-    if (options.requestTimeoutMs !== undefined) instanceOptions.requestTimeoutMs = options.requestTimeoutMs;
-    if (options.heartbeatIntervalMs !== undefined) instanceOptions.heartbeatIntervalMs = options.heartbeatIntervalMs;
-    if (options.routeRefreshIntervalMs !== undefined) {
-      instanceOptions.routeRefreshIntervalMs = options.routeRefreshIntervalMs;
-    }
-    this.instance = new ClientInstance(instanceOptions);
+    this.instance = new ClientInstance(clientInstanceOptionsOf(options));
   }
 
   get clientId(): string {
