@@ -21,6 +21,12 @@ export interface MessageStoreConfig {
   flushPolicy: FlushPolicy;
   /** How often the async flusher calls fdatasync, and the checkpoint is written. */
   flushIntervalMs: number;
+  /**
+   * How often ConsumeQueues and the index are fdatasynced, off the event loop (RocketMQ
+   * flushIntervalConsumeQueue, 1 s). The checkpoint claims them durable only up to the last such sync.
+   * Default 1000.
+   */
+  consumeQueueFlushIntervalMs?: number;
   /** A sync put answers FlushDiskTimeout if its flush has not completed within this time. */
   syncFlushTimeoutMs: number;
   /** Largest body accepted (RocketMQ maxMessageSize, 4 MiB). */
@@ -46,6 +52,7 @@ export const defaultMessageStoreConfig: Omit<MessageStoreConfig, 'storePath'> = 
   consumeQueueUnitsPerFile: 300_000,
   flushPolicy: 'async',
   flushIntervalMs: 500,
+  consumeQueueFlushIntervalMs: 1000,
   syncFlushTimeoutMs: 5000,
   maxMessageBytes: 4 * 1024 * 1024,
   indexSlotsPerFile: 5_000_000,
@@ -70,6 +77,7 @@ export function testMessageStoreConfig(
     indexSlotsPerFile: 1024,
     indexEntriesPerFile: 4096,
     flushIntervalMs: 50,
+    consumeQueueFlushIntervalMs: 50,
     retentionCheckIntervalMs: 0,
     ...overrides,
   };

@@ -5,6 +5,11 @@
  * back, cutting them after a CommitLog truncation, deleting expired files and finding the end after a
  * crash. It does not decide what to append: the store's dispatcher does, and re-dispatches from the
  * CommitLog whatever a crash lost here (units are derived data).
+ *
+ * Two ways to flush: flush() writes and fdatasyncs on the calling thread (shutdown, recovery);
+ * flushAsync() writes the few buffered units at once and leaves the fdatasyncs to libuv's thread pool,
+ * so that the store's periodic flush does not stall puts and pulls (RocketMQ flushes ConsumeQueues on
+ * their own thread). A file whose fdatasync is in flight keeps its descriptor open until it completes.
  */
 import {
   closeSync,
@@ -19,11 +24,13 @@ import {
   unlinkSync,
   writeSync,
 } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { InvariantError, invariant } from '../common/assert.js';
 import { ErrorCode, RbError } from '../common/errors.js';
 import { createLogger } from '../common/logger.js';
-import { fsyncDirectory } from './atomic-file.js';
+import { fsyncDirectory } from '../common/atomic-file.js';
+import { nodeFileIo } from './file-io.js';
 
 const log = createLogger('consume-queue');
 
@@ -68,6 +75,50 @@ interface QueueFile {
   path: string;
   /** Opened on first use, closed by close() or when the file is deleted. */
   fd: number | undefined;
+  /** fdatasyncs of `fd` running on the thread pool. */
+  syncsInFlight: number;
+  /** A descriptor released while a sync was in flight: closed when the last one completes. */
+  fdToClose: number | undefined;
+}
+
+function queueFile(startQueueOffset: number, path: string): QueueFile {
+  return { startQueueOffset, path, fd: undefined, syncsInFlight: 0, fdToClose: undefined };
+}
+
+/** Closes the file's descriptor now, or when its in-flight fdatasync completes. */
+function releaseFd(file: QueueFile): void {
+  if (file.fd === undefined) return;
+  if (file.syncsInFlight > 0) {
+    if (file.fdToClose !== undefined) closeSync(file.fdToClose);
+    file.fdToClose = file.fd;
+  } else {
+    closeSync(file.fd);
+  }
+  file.fd = undefined;
+}
+
+/** fdatasync on the thread pool; the descriptor stays open until it completes (releaseFd). */
+async function datasyncOnPool(file: QueueFile, fd: number): Promise<void> {
+  file.syncsInFlight++;
+  try {
+    await nodeFileIo.fdatasync(fd);
+  } finally {
+    file.syncsInFlight--;
+    if (file.syncsInFlight === 0 && file.fdToClose !== undefined) {
+      closeSync(file.fdToClose);
+      file.fdToClose = undefined;
+    }
+  }
+}
+
+/** fsyncDirectory on the thread pool. */
+async function fsyncDirectoryOnPool(dir: string): Promise<void> {
+  const handle = await open(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
 }
 
 /** Scratch for positioned reads; the store is single-threaded and every read decodes before returning. */
@@ -158,6 +209,8 @@ export class ConsumeQueue {
   private pendingCount = 0;
   private readonly unsyncedFiles = new Set<QueueFile>();
   private directoryDirty = false;
+  /** The flushAsync() in progress, if any; the next one runs after it. */
+  private asyncFlush: Promise<void> | undefined;
   private last: ConsumeQueueUnit | undefined;
   private closed = false;
 
@@ -216,7 +269,7 @@ export class ConsumeQueue {
           `consume queue ${this.dir} misses the file between queue offsets ${previous + this.unitsPerFile} and ${start}`,
         );
       }
-      this.files.push({ startQueueOffset: start, path: join(this.dir, this.fileName(start)), fd: undefined });
+      this.files.push(queueFile(start, join(this.dir, this.fileName(start))));
     }
     if (this.files.length === 0) return;
     this.checkFileSizes();
@@ -398,6 +451,49 @@ export class ConsumeQueue {
     }
   }
 
+  /**
+   * flush() without blocking: the buffered units are written now (one positioned write of at most a
+   * batch), the fdatasyncs of the files written since the last flush run on the thread pool, one file
+   * at a time. Calls are chained, so that two of them never sync the same files at once. When the
+   * promise resolves, every unit appended before the call is on disk; on a failure the files stay
+   * marked unsynced and the promise rejects with RbError StoreWriteFailed.
+   */
+  flushAsync(): Promise<void> {
+    const previous = this.asyncFlush;
+    const flushed = (previous === undefined ? this.syncUnsynced() : previous.then(() => this.syncUnsynced())).finally(
+      () => {
+        if (this.asyncFlush === flushed) this.asyncFlush = undefined;
+      },
+    );
+    this.asyncFlush = flushed;
+    return flushed;
+  }
+
+  private async syncUnsynced(): Promise<void> {
+    if (this.closed) return;
+    this.writePending();
+    // A file leaves the set just before its sync, so that a write meanwhile puts it back for the
+    // next flush, and a flush() meanwhile (which syncs the whole set) leaves nothing to do here.
+    for (const file of [...this.unsyncedFiles]) {
+      if (!this.unsyncedFiles.delete(file) || file.fd === undefined) continue;
+      try {
+        await datasyncOnPool(file, file.fd);
+      } catch (err) {
+        if (this.files.includes(file)) this.unsyncedFiles.add(file);
+        throw writeFailed(`consume queue ${this.dir}: fdatasync failed`, err);
+      }
+    }
+    if (this.directoryDirty) {
+      this.directoryDirty = false;
+      try {
+        await fsyncDirectoryOnPool(this.dir);
+      } catch (err) {
+        this.directoryDirty = true;
+        throw writeFailed(`consume queue ${this.dir}: directory fsync failed`, err);
+      }
+    }
+  }
+
   /** Flushes and closes the files; the queue cannot be written afterwards. */
   close(): void {
     if (this.closed) return;
@@ -557,8 +653,7 @@ export class ConsumeQueue {
   }
 
   private deleteFile(file: QueueFile): void {
-    if (file.fd !== undefined) closeSync(file.fd);
-    file.fd = undefined;
+    releaseFd(file);
     this.unsyncedFiles.delete(file);
     unlinkSync(file.path);
     this.directoryDirty = true;
@@ -581,7 +676,7 @@ export class ConsumeQueue {
         if (dirname(this.dir) !== dirname(created)) fsyncDirectory(dirname(this.dir));
       }
     }
-    const file: QueueFile = { startQueueOffset, path: join(this.dir, this.fileName(startQueueOffset)), fd: undefined };
+    const file = queueFile(startQueueOffset, join(this.dir, this.fileName(startQueueOffset)));
     // 'w+' truncates: nothing of an older file with this name may survive into the new one.
     file.fd = openSync(file.path, 'w+');
     ftruncateSync(file.fd, this.fileBytes);
@@ -631,10 +726,7 @@ export class ConsumeQueue {
   }
 
   private closeFiles(): void {
-    for (const file of this.files) {
-      if (file.fd !== undefined) closeSync(file.fd);
-      file.fd = undefined;
-    }
+    for (const file of this.files) releaseFd(file);
   }
 }
 
@@ -716,6 +808,24 @@ export class ConsumeQueueTable {
 
   flushAll(): void {
     for (const queue of this.all()) queue.flush();
+  }
+
+  /**
+   * flushAsync() of every queue, one after the other so that the thread pool keeps room for the
+   * CommitLog's fdatasync. Stops early when `stopped()` turns true (the store halted). Every queue is
+   * tried even when one fails; rejects with the first failure.
+   */
+  async flushAllAsync(stopped: () => boolean = () => false): Promise<void> {
+    let failure: unknown;
+    for (const queue of this.all()) {
+      if (stopped()) break;
+      try {
+        await queue.flushAsync();
+      } catch (err) {
+        failure ??= err;
+      }
+    }
+    if (failure !== undefined) throw failure;
   }
 
   /** Closes every queue, even when one fails; rethrows the first failure. */

@@ -19,6 +19,10 @@
  * no syscall; flush() writes entries, then dirty slot chunks, then the header. A process crash can
  * stop that sequence anywhere; activate() repairs slots that point past the header's indexCount by
  * following their chains back to entries the header covers.
+ *
+ * flushAsync() does the same writes on the calling thread (they are small: a batch of entries, the
+ * slot chunks touched since the last flush, the header) and the fdatasync on libuv's thread pool; the
+ * descriptor stays open until that completes, even if the file is closed or deleted meanwhile.
  */
 import { closeSync, fdatasyncSync, ftruncateSync, openSync, readSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { basename } from 'node:path';
@@ -26,6 +30,7 @@ import { invariant } from '../common/assert.js';
 import { ErrorCode, RbError } from '../common/errors.js';
 import { javaStringHashCode } from '../common/java-hash.js';
 import type { Logger } from '../common/logger.js';
+import { nodeFileIo } from './file-io.js';
 
 export const INDEX_HEADER_BYTES = 40;
 export const INDEX_SLOT_BYTES = 4;
@@ -135,6 +140,9 @@ export class IndexFile {
   private pendingEntries: Buffer | undefined;
   private headerDirty = false;
   private unsynced = false;
+  /** fdatasyncs running on the thread pool; close() and destroy() leave the descriptor to the last. */
+  private syncsInFlight = 0;
+  private fdToClose: number | undefined;
   private readonly scratch = Buffer.alloc(ENTRY_READ_CHUNK * INDEX_ENTRY_BYTES);
 
   private constructor(path: string, geometry: IndexGeometry, fd: number) {
@@ -258,9 +266,12 @@ export class IndexFile {
     }
   }
 
-  /** Writes everything and drops the in-memory slot table. */
+  /**
+   * Writes everything and drops the in-memory slot table. The fdatasync is left to the next flush
+   * (needsSync() tells), so that sealing a full file does not block the caller.
+   */
   deactivate(): void {
-    this.flush();
+    this.writeBuffered();
     this.slots = undefined;
     this.dirtySlotChunks = undefined;
     this.dirtySlotChunkCount = 0;
@@ -403,8 +414,70 @@ export class IndexFile {
     return removed;
   }
 
+  /** True when written bytes await an fdatasync. */
+  needsSync(): boolean {
+    return this.unsynced;
+  }
+
   /** Writes unwritten entries, dirty slot chunks and the header, in that order, then fdatasync. */
   flush(): void {
+    const fd = this.fdOrThrow();
+    this.writeBuffered();
+    if (!this.unsynced) return;
+    try {
+      fdatasyncSync(fd);
+    } catch (err) {
+      throw ioFailed(this.path, 'flush', err);
+    }
+    this.unsynced = false;
+  }
+
+  /**
+   * flush() with the fdatasync on the thread pool. Everything put before the call is on disk when the
+   * promise resolves; on a failure the file stays unsynced and the promise rejects with RbError.
+   */
+  async flushAsync(): Promise<void> {
+    const fd = this.fdOrThrow();
+    this.writeBuffered();
+    if (!this.unsynced) return;
+    // Cleared before the sync: a write meanwhile sets it again for the next flush.
+    this.unsynced = false;
+    this.syncsInFlight++;
+    try {
+      await nodeFileIo.fdatasync(fd);
+    } catch (err) {
+      this.unsynced = true;
+      throw ioFailed(this.path, 'flush', err);
+    } finally {
+      this.syncsInFlight--;
+      if (this.syncsInFlight === 0 && this.fdToClose !== undefined) {
+        closeSync(this.fdToClose);
+        this.fdToClose = undefined;
+      }
+    }
+  }
+
+  /** Flushes and closes the file descriptor. */
+  close(): void {
+    if (this.fd === undefined) return;
+    try {
+      if (this.slots !== undefined || this.unsynced) this.flush();
+    } finally {
+      this.releaseFd();
+      this.slots = undefined;
+    }
+  }
+
+  /** Closes without flushing and deletes the file. */
+  destroy(): void {
+    this.releaseFd();
+    this.slots = undefined;
+    this.unsynced = false;
+    unlinkSync(this.path);
+  }
+
+  /** Writes unwritten entries, dirty slot chunks and the header, in that order. */
+  private writeBuffered(): void {
     const fd = this.fdOrThrow();
     try {
       this.writePendingEntries();
@@ -414,34 +487,22 @@ export class IndexFile {
         this.headerDirty = false;
         this.unsynced = true;
       }
-      if (this.unsynced) {
-        fdatasyncSync(fd);
-        this.unsynced = false;
-      }
     } catch (err) {
       if (err instanceof RbError) throw err;
-      throw ioFailed(this.path, 'flush', err);
+      throw ioFailed(this.path, 'write', err);
     }
   }
 
-  /** Flushes and closes the file descriptor. */
-  close(): void {
+  /** Closes the descriptor now, or when the fdatasync in flight completes. */
+  private releaseFd(): void {
     if (this.fd === undefined) return;
-    try {
-      if (this.slots !== undefined) this.flush();
-    } finally {
+    if (this.syncsInFlight > 0) {
+      if (this.fdToClose !== undefined) closeSync(this.fdToClose);
+      this.fdToClose = this.fd;
+    } else {
       closeSync(this.fd);
-      this.fd = undefined;
-      this.slots = undefined;
     }
-  }
-
-  /** Closes without flushing and deletes the file. */
-  destroy(): void {
-    if (this.fd !== undefined) closeSync(this.fd);
     this.fd = undefined;
-    this.slots = undefined;
-    unlinkSync(this.path);
   }
 
   private fdOrThrow(): number {

@@ -4,13 +4,17 @@
  * them, queries across them newest first, cutting entries after a CommitLog truncation and deleting
  * expired files. The byte layout of a file is index-file.ts's. Which keys a message has (UNIQ_KEY and
  * KEYS) is the dispatcher's choice; whatever a crash loses here it re-dispatches from the CommitLog.
+ *
+ * flush() blocks on its fdatasyncs (shutdown, recovery); flushAsync() runs them on libuv's thread pool
+ * for the store's periodic flush, so that puts and pulls go on meanwhile.
  */
 import { existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { invariant } from '../common/assert.js';
 import { ErrorCode, RbError } from '../common/errors.js';
 import { createLogger } from '../common/logger.js';
-import { fsyncDirectory } from './atomic-file.js';
+import { fsyncDirectory } from '../common/atomic-file.js';
 import { IndexFile, indexKeyHash, type IndexGeometry } from './index-file.js';
 
 const log = createLogger('index-service');
@@ -66,6 +70,8 @@ export class IndexService {
   private maxIndexedOffset = -1;
   private directoryDirty = false;
   private closed = false;
+  /** The flushAsync() in progress, if any; the next one runs after it. */
+  private asyncFlush: Promise<void> | undefined;
 
   constructor(options: IndexServiceOptions) {
     invariant(
@@ -191,11 +197,52 @@ export class IndexService {
     this.syncDirectory();
   }
 
-  /** Writes the active file's entries, slots and header, and fdatasyncs it. */
+  /** Writes the active file's entries, slots and header, and fdatasyncs it and any file sealed since. */
   flush(): void {
     if (this.closed) return;
-    this.files.at(-1)?.flush();
+    for (const file of this.files) {
+      if (file.isActive() || file.needsSync()) file.flush();
+    }
     this.syncDirectory();
+  }
+
+  /**
+   * flush() with the fdatasyncs on the thread pool, one file at a time. Calls are chained, so that
+   * two never flush the same file at once. When the promise resolves, every key put before the call is
+   * on disk; a failure rejects with RbError StoreWriteFailed and leaves the files marked unsynced.
+   * Stops before the next file once `stopped()` turns true (the store halted).
+   */
+  flushAsync(stopped: () => boolean = () => false): Promise<void> {
+    const previous = this.asyncFlush;
+    const run = (): Promise<void> => this.syncUnsynced(stopped);
+    const flushed = (previous === undefined ? run() : previous.then(run)).finally(() => {
+      if (this.asyncFlush === flushed) this.asyncFlush = undefined;
+    });
+    this.asyncFlush = flushed;
+    return flushed;
+  }
+
+  private async syncUnsynced(stopped: () => boolean): Promise<void> {
+    // Oldest first: files sealed by rotation, then the active one. A file deleted meanwhile is skipped.
+    for (const file of [...this.files]) {
+      if (this.closed || stopped()) return;
+      if (!this.files.includes(file) || !(file.isActive() || file.needsSync())) continue;
+      await file.flushAsync();
+    }
+    if (this.directoryDirty) {
+      this.directoryDirty = false;
+      try {
+        const handle = await open(this.dir, 'r');
+        try {
+          await handle.sync();
+        } finally {
+          await handle.close();
+        }
+      } catch (err) {
+        this.directoryDirty = true;
+        throw new RbError(ErrorCode.StoreWriteFailed, `index ${this.dir}: directory fsync failed`, { cause: err });
+      }
+    }
   }
 
   close(): void {
@@ -208,7 +255,7 @@ export class IndexService {
     }
   }
 
-  /** Seals the active file (written and synced) and starts a new one. */
+  /** Seals the active file (written; the next flush syncs it) and starts a new one. */
   private rotate(): IndexFile {
     const previous = this.files.at(-1);
     if (previous !== undefined) previous.deactivate();

@@ -5,6 +5,12 @@
  * runs the periodic flush and checkpoint, recovery at start, and retention. It owns `<storePath>`:
  * commitlog/, consumequeue/, index/, checkpoint and the abort marker.
  *
+ * Periodic flushes never block the event loop on a disk: the CommitLog's fdatasync (every
+ * flushIntervalMs), the ConsumeQueues' and index's (every consumeQueueFlushIntervalMs, RocketMQ's
+ * FlushConsumeQueueService) and the checkpoint's all run on libuv's thread pool. The checkpoint
+ * records ConsumeQueues and the index as flushed only up to the last of their syncs that completed,
+ * so that recovery re-dispatches whatever a crash may have lost. Start and shutdown flush synchronously.
+ *
  * Visibility: a record is dispatched, and so readable, once its bytes are written to the segment file;
  * a put resolves after that (async policy) or after an fdatasync covering it (sync policy).
  *
@@ -30,6 +36,7 @@ import { indexKeysOf, keysOf, MessageProperty } from '../common/properties.js';
 import { matchesTag, mayMatchTagsCode, tagsCodeOf } from '../common/tag-expression.js';
 import { topicNameProblem } from '../common/topic.js';
 import {
+  defaultMessageStoreConfig,
   type GetRequest,
   type GetResult,
   GetStatus,
@@ -41,7 +48,7 @@ import {
   type QueueId,
   type StoreStats,
 } from './api.js';
-import { fsyncDirectory } from './atomic-file.js';
+import { fsyncDirectory } from '../common/atomic-file.js';
 import { CheckpointFile, type CheckpointState } from './checkpoint.js';
 import { type AppendItem, type AppendPlacement, CommitLog, type DispatchRequest } from './commit-log.js';
 import { type ConsumeQueue, type ConsumeQueueUnit, ConsumeQueueTable } from './consume-queue.js';
@@ -143,6 +150,13 @@ export class DefaultMessageStore implements MessageStore {
   private retentionTimer: NodeJS.Timeout | undefined;
   private retentionRunning: Promise<number> | undefined;
   private periodicFlush: Promise<void> | undefined;
+  private derivedFlushTimer: NodeJS.Timeout | undefined;
+  /** The ConsumeQueue and index flush in progress, if any. */
+  private derivedFlush: Promise<void> | undefined;
+  /** CommitLog offset below which every record's ConsumeQueue unit and index keys are fdatasynced. */
+  private derivedDurableOffset = 0;
+  /** Store timestamp of the newest record below derivedDurableOffset. */
+  private derivedDurableTimestamp = 0;
   private putCount = 0;
   private putBytes = 0;
   /** What the last start() found and did. */
@@ -227,6 +241,7 @@ export class DefaultMessageStore implements MessageStore {
     fsyncDirectory(this.config.storePath);
     this.state = 'running';
     this.scheduleFlush();
+    this.scheduleDerivedFlush();
     if (this.config.retentionCheckIntervalMs > 0) {
       this.retentionTimer = setInterval(() => {
         void this.runRetention().catch((err: unknown) => this.logger.error({ err }, 'retention failed'));
@@ -239,9 +254,12 @@ export class DefaultMessageStore implements MessageStore {
     if (this.state !== 'running') return;
     this.state = 'closing';
     if (this.flushTimer !== undefined) clearTimeout(this.flushTimer);
+    if (this.derivedFlushTimer !== undefined) clearTimeout(this.derivedFlushTimer);
     if (this.retentionTimer !== undefined) clearInterval(this.retentionTimer);
     await this.retentionRunning?.catch(() => 0);
     await this.periodicFlush;
+    // The final synchronous flush below must not overlap an asynchronous one.
+    await this.derivedFlush;
     try {
       this.commitLog.drainNow();
     } catch {
@@ -278,6 +296,7 @@ export class DefaultMessageStore implements MessageStore {
     if (this.state !== 'running') return;
     this.state = 'closed';
     if (this.flushTimer !== undefined) clearTimeout(this.flushTimer);
+    if (this.derivedFlushTimer !== undefined) clearTimeout(this.derivedFlushTimer);
     if (this.retentionTimer !== undefined) clearInterval(this.retentionTimer);
     this.flushService.close();
     this.commitLog.close();
@@ -486,33 +505,73 @@ export class DefaultMessageStore implements MessageStore {
     this.flushTimer.unref();
   }
 
+  /** CommitLog fdatasync, then the checkpoint, both on the thread pool. */
   private async flushPeriodically(): Promise<void> {
     const timestamp = this.lastDispatchedTimestamp;
     await this.flushService.flush();
     if (this.state === 'closed') return;
     this.lastFlushedTimestamp = timestamp;
     try {
-      this.writeCheckpoint();
+      await this.checkpoint.writeAsync(this.checkpointState());
     } catch (err) {
       this.enterReadOnly(err, 'checkpoint write');
     }
   }
 
-  /** Flushes ConsumeQueues and the index, then records how far everything is on disk. */
+  private scheduleDerivedFlush(): void {
+    const intervalMs = this.config.consumeQueueFlushIntervalMs ?? defaultMessageStoreConfig.consumeQueueFlushIntervalMs;
+    this.derivedFlushTimer = setTimeout(() => {
+      this.derivedFlush = this.flushDerived().finally(() => {
+        this.derivedFlush = undefined;
+        if (this.state === 'running') this.scheduleDerivedFlush();
+      });
+    }, intervalMs);
+    this.derivedFlushTimer.unref();
+  }
+
+  /**
+   * Writes the buffered ConsumeQueue units and index entries and fdatasyncs them on the thread pool;
+   * once every sync completed, the checkpoint may claim the records dispatched before the start.
+   * Stops early after halt(), so that a halted store writes nothing more.
+   */
+  private async flushDerived(): Promise<void> {
+    const dispatchedOffset = this.dispatchedOffset;
+    const timestamp = this.lastDispatchedTimestamp;
+    const stopped = (): boolean => this.state === 'closed';
+    try {
+      await this.queueTable.flushAllAsync(stopped);
+      if (stopped()) return;
+      await this.index.flushAsync(stopped);
+    } catch (err) {
+      this.enterReadOnly(err, 'ConsumeQueue or index flush');
+      return;
+    }
+    if (stopped()) return;
+    this.derivedDurableOffset = dispatchedOffset;
+    this.derivedDurableTimestamp = timestamp;
+  }
+
+  /** What is on disk: the CommitLog to its flushed offset, the derived files to their last sync. */
+  private checkpointState(): CheckpointState {
+    return {
+      physicMsgTimestamp: this.lastFlushedTimestamp,
+      logicsMsgTimestamp: this.derivedDurableTimestamp,
+      indexMsgTimestamp: this.derivedDurableTimestamp,
+      commitLogFlushedOffset: this.commitLog.flushedOffset,
+      consumeQueueFlushedOffset: this.derivedDurableOffset,
+      indexFlushedOffset: this.derivedDurableOffset,
+    };
+  }
+
+  /** Flushes ConsumeQueues and the index synchronously, then records how far everything is on disk. */
   private writeCheckpoint(): void {
     const dispatchedOffset = this.dispatchedOffset;
     const timestamp = this.lastDispatchedTimestamp;
     this.queueTable.flushAll();
     this.index.flush();
-    const state: CheckpointState = {
-      physicMsgTimestamp: this.lastFlushedTimestamp,
-      logicsMsgTimestamp: timestamp,
-      indexMsgTimestamp: timestamp,
-      commitLogFlushedOffset: this.commitLog.flushedOffset,
-      consumeQueueFlushedOffset: dispatchedOffset,
-      indexFlushedOffset: dispatchedOffset,
-    };
-    this.checkpoint.write(state);
+    this.derivedDurableOffset = dispatchedOffset;
+    this.derivedDurableTimestamp = timestamp;
+    this.checkpoint.write(this.checkpointState());
   }
 
   getMessage(request: GetRequest): GetResult {
@@ -761,6 +820,7 @@ function validateConfig(config: MessageStoreConfig): void {
   positiveInteger('commitLogSegmentBytes');
   positiveInteger('consumeQueueUnitsPerFile');
   positiveInteger('flushIntervalMs');
+  if (config.consumeQueueFlushIntervalMs !== undefined) positiveInteger('consumeQueueFlushIntervalMs');
   positiveInteger('syncFlushTimeoutMs');
   positiveInteger('maxMessageBytes');
   positiveInteger('indexSlotsPerFile');
