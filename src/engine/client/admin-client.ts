@@ -20,6 +20,7 @@ import { ClientInstance, clientInstanceOptionsOf } from './client-instance.js';
 import { decodeResetOffsetBody, type QueueOffset } from './reset-offset-body.js';
 import { masterAddressOf, type MessageQueue, readQueuesOf, type TopicRouteData } from './route.js';
 import type { Transport } from './transport.js';
+import { decodeClusterInfo } from '../remoting/route-data.js';
 
 export interface AdminClientOptions {
   nameServers: readonly string[];
@@ -38,6 +39,15 @@ export interface QueueLag {
   consumerOffset: number;
   /** Messages not yet consumed: brokerOffset minus the committed offset (or the min offset). */
   lag: number;
+}
+
+/** One broker process as the NameServer lists it. */
+export interface BrokerSummary {
+  clusterName: string;
+  brokerName: string;
+  /** 0 for a master, > 0 for a slave. */
+  brokerId: number;
+  address: string;
 }
 
 /** Operator requests against the brokers of a cluster. */
@@ -69,6 +79,39 @@ export class AdminClient {
     const parsed: unknown = JSON.parse(response.body?.toString('utf8') ?? '{}');
     const list = (parsed as { topicList?: unknown }).topicList;
     return Array.isArray(list) ? list.filter((topic): topic is string => typeof topic === 'string') : [];
+  }
+
+  /** Every broker registered with the NameServer (GET_BROKER_CLUSTER_INFO), sorted by name and id. */
+  async brokers(): Promise<BrokerSummary[]> {
+    this.checkStarted();
+    const response = await this.instance.invokeNameServer(createRequest(RequestCode.GetBrokerClusterInfo));
+    if (response.code !== ResponseCode.Success) throw remoteError('get broker cluster info', response);
+    const info = decodeClusterInfo(response.body);
+    const brokers: BrokerSummary[] = [];
+    for (const data of Object.values(info.brokerAddrTable)) {
+      for (const [id, address] of Object.entries(data.brokerAddrs)) {
+        brokers.push({ clusterName: data.cluster, brokerName: data.brokerName, brokerId: Number(id), address });
+      }
+    }
+    return brokers.sort((a, b) => a.brokerName.localeCompare(b.brokerName) || a.brokerId - b.brokerId);
+  }
+
+  /** A broker's runtime figures (GET_BROKER_RUNTIME_INFO): RocketMQ's KVTable as name -> text. */
+  async brokerRuntimeInfo(brokerAddress: string): Promise<Record<string, string>> {
+    this.checkStarted();
+    const response = await this.instance.transport.invoke(
+      brokerAddress,
+      createRequest(RequestCode.GetBrokerRuntimeInfo),
+      this.instance.requestTimeoutMs,
+    );
+    if (response.code !== ResponseCode.Success) throw remoteError('get broker runtime info', response);
+    const parsed: unknown = JSON.parse(response.body?.toString('utf8') ?? '{}');
+    const table = (parsed as { table?: unknown }).table;
+    const result: Record<string, string> = {};
+    if (table !== null && typeof table === 'object') {
+      for (const [name, value] of Object.entries(table)) result[name] = String(value);
+    }
+    return result;
   }
 
   /** The group's lag on every readable queue of `topic`, sorted by broker and queue id. */

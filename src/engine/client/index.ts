@@ -27,7 +27,7 @@ export type { ReceivedMessage, SimpleConsumerOptions } from './simple-consumer.j
 export { formatReceiptHandle, parseReceiptHandle } from './pop-api.js';
 export type { ReceiptHandle } from './pop-api.js';
 export { AdminClient } from './admin-client.js';
-export type { AdminClientOptions, QueueLag } from './admin-client.js';
+export type { AdminClientOptions, BrokerSummary, QueueLag } from './admin-client.js';
 export { decodeResetOffsetBody } from './reset-offset-body.js';
 export type { QueueOffset } from './reset-offset-body.js';
 export { validateSelector } from './subscription.js';
