@@ -1,11 +1,15 @@
 /**
  * `rocketbridge start`: everything in one process. A NameServer and a broker with data under
  * `--data`, both bound into one in-process network so that the front ends reach them without a TCP
- * hop, while the remoting ports stay open for RocketMQ clients.
+ * hop, while the remoting ports stay open for RocketMQ clients; the HTTP listener serves the
+ * dashboard and /metrics.
  */
 import type { CommandModule } from 'yargs';
 import { Broker } from '../engine/broker/broker.js';
-import { InProcessNetwork } from '../engine/client/transport-in-process.js';
+import { HttpServer } from '../adapters/http/server.js';
+import type { Listener } from '../adapters/http/dashboard.js';
+import { AdminClient } from '../engine/client/admin-client.js';
+import { InProcessNetwork, InProcessTransport } from '../engine/client/transport-in-process.js';
 import { createLogger } from '../engine/common/logger.js';
 import { NameServer } from '../engine/namesrv/name-server.js';
 import { type BrokerArgs, brokerConfigFromArgs, checkPort, withBrokerOptions } from './broker-options.js';
@@ -16,6 +20,7 @@ const log = createLogger('start');
 interface StartArgs extends BrokerArgs {
   'namesrv-port': number;
   'broker-port': number;
+  'http-port': number;
 }
 
 export const startCommand: CommandModule<object, StartArgs> = {
@@ -25,9 +30,15 @@ export const startCommand: CommandModule<object, StartArgs> = {
     withBrokerOptions(yargs)
       .option('namesrv-port', { type: 'number', default: 9876, describe: 'NameServer TCP port' })
       .option('broker-port', { type: 'number', default: 10911, describe: 'Broker TCP port (remoting)' })
+      .option('http-port', {
+        type: 'number',
+        default: 8080,
+        describe: 'HTTP port: dashboard at /, Prometheus metrics at /metrics, WebSocket upgrades',
+      })
       .check((args) => {
         checkPort('namesrv-port', args['namesrv-port']);
         checkPort('broker-port', args['broker-port']);
+        checkPort('http-port', args['http-port']);
         return true;
       }),
   handler: async (args) => {
@@ -48,8 +59,22 @@ export const startCommand: CommandModule<object, StartArgs> = {
     const network = new InProcessNetwork();
     network.bind(nameServer.address, nameServer.registry);
     network.bind(broker.address, broker.registry);
+    const nameServers = [nameServer.address];
+
+    const listeners: Listener[] = [
+      { protocol: 'RocketMQ NameServer', address: `${args.host}:${nameServer.port}` },
+      { protocol: 'RocketMQ broker', address: `${args.host}:${broker.port}` },
+    ];
+    const admin = new AdminClient({ nameServers, transport: new InProcessTransport(network) });
+    await admin.start();
+    const http = new HttpServer({ host: args.host, port: args['http-port'], admin, listeners: () => listeners });
+    await http.listen();
+    listeners.push({ protocol: 'HTTP (dashboard, /metrics)', address: `${args.host}:${http.port}` });
+    log.info(`HTTP listening on ${args.host}:${http.port}: dashboard at /, metrics at /metrics`);
 
     stopOnSignals(async () => {
+      await http.close();
+      await admin.shutdown();
       await broker.shutdown();
       await nameServer.shutdown();
     });
