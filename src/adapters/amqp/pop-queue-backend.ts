@@ -1,0 +1,420 @@
+/**
+ * QueueBackend on the engine's SimpleConsumer (RocketMQ 5 pop): the broker leases each message to
+ * the queue's consumer group and keeps acks and redelivery, so several gateway processes may serve
+ * one queue. Per subscribed topic, one long-polling consumer fetches ahead (up to readyLimit) and a
+ * second, non-waiting one drains on demand for exact counts (basic.get, declare-ok, purge).
+ *
+ * Leases: messages held here (ready, or delivered and unacked) have their lease renewed before it
+ * runs out; a requeue (nack, recover, lost AMQP connection) stays local with `redelivered` set; on
+ * stop every held lease is ended (invisible time 0) so the broker offers it again at once with its
+ * reconsume count raised, which becomes `redelivered` after a restart. A crash leaves leases to run
+ * out (leaseMs) before redelivery. A new binding starts at the topic's current end: the group's
+ * offsets are committed at the end before the binding is answered, and topics that do not exist
+ * yet are read from their first message (consumeFromWhere FIRST_OFFSET).
+ */
+import { PullConsumer, type ReceivedMessage, SimpleConsumer, type Transport } from '../../engine/client/index.js';
+import { ErrorCode, isRbError } from '../../engine/common/errors.js';
+import { createLogger } from '../../engine/common/logger.js';
+import type { QueueBackend, QueueMessage } from './queue-backend.js';
+
+const log = createLogger('amqp-pop-queue');
+
+export interface PopQueueBackendOptions {
+  group: string;
+  nameServers: readonly string[];
+  transport?: Transport;
+  accepts: (message: ReceivedMessage) => boolean;
+  /** Tag expression to pop a topic with (the broker filters by it); '*' when omitted. */
+  expressionFor?: (topic: string) => string;
+  readyLimit?: number;
+  /** Long polling time of the fetching consumer (default 1000 ms). */
+  pollMs?: number;
+  retryMs?: number;
+  /** Lease of a held message, renewed while held (default 30 s). */
+  leaseMs?: number;
+}
+
+interface TopicLoop {
+  topic: string;
+  active: boolean;
+  fetcher: SimpleConsumer;
+  drainer: SimpleConsumer;
+  wake: (() => void) | undefined;
+  /** The fetcher's receive in flight, so stop can wait for what it leases. */
+  current: Promise<unknown> | undefined;
+}
+
+interface Entry extends QueueMessage {
+  readonly message: ReceivedMessage;
+  readonly loop: TopicLoop;
+  renewing: Promise<void> | undefined;
+}
+
+const BATCH = 32;
+
+export class PopQueueBackend implements QueueBackend {
+  private readonly topics = new Map<string, TopicLoop>();
+  private readonly ready: Entry[] = [];
+  private readonly unacked = new Map<number, Entry>();
+  private readonly listeners: (() => void)[] = [];
+  private readonly readyLimit: number;
+  private readonly pollMs: number;
+  private readonly retryMs: number;
+  private readonly leaseMs: number;
+  private readonly offsets: PullConsumer;
+  private nextId = 1;
+  private running = false;
+  private renewTimer: NodeJS.Timeout | undefined;
+  private drainWaiters: (() => void)[] = [];
+  /** Without demand (no consumers here) the fetchers rest, leaving messages to other gateways. */
+  private demand = false;
+  private demandWaiters: (() => void)[] = [];
+  private readonly sleepers = new Set<{ timer: NodeJS.Timeout; resolve: () => void }>();
+  private readonly settling = new Set<Promise<void>>();
+
+  constructor(private readonly options: PopQueueBackendOptions) {
+    this.readyLimit = options.readyLimit ?? 1000;
+    this.pollMs = options.pollMs ?? 1000;
+    this.retryMs = options.retryMs ?? 500;
+    this.leaseMs = options.leaseMs ?? 30_000;
+    this.offsets = new PullConsumer(this.clientOptions());
+  }
+
+  private clientOptions(): { group: string; nameServers: readonly string[]; transport?: Transport } {
+    const options: { group: string; nameServers: readonly string[]; transport?: Transport } = {
+      group: this.options.group,
+      nameServers: this.options.nameServers,
+    };
+    if (this.options.transport !== undefined) options.transport = this.options.transport;
+    return options;
+  }
+
+  async start(): Promise<void> {
+    await this.offsets.start();
+    this.running = true;
+    const everyMs = Math.max(50, Math.floor(this.leaseMs / 3));
+    this.renewTimer = setInterval(() => this.renewLeases(), everyMs);
+  }
+
+  async setTopics(topics: ReadonlySet<string>, fromEnd: ReadonlySet<string>): Promise<void> {
+    for (const [topic, loop] of this.topics) {
+      if (topics.has(topic)) continue;
+      this.topics.delete(topic);
+      loop.active = false;
+      loop.wake?.();
+      for (const wake of this.demandWaiters.splice(0)) wake();
+      for (let i = this.ready.length - 1; i >= 0; i--) {
+        const entry = this.ready[i] as Entry;
+        if (entry.loop === loop) {
+          this.ready.splice(i, 1);
+          this.release(entry, 'drop');
+        }
+      }
+      void this.closeLoopLater(loop);
+    }
+    const opening: Promise<void>[] = [];
+    for (const topic of topics) {
+      if (this.topics.has(topic)) continue;
+      opening.push(this.openTopic(topic, fromEnd.has(topic)));
+    }
+    await Promise.all(opening);
+  }
+
+  receive(max: number): QueueMessage[] {
+    const taken = this.ready.splice(0, Math.max(0, max));
+    for (const entry of taken) this.unacked.set(entry.id, entry);
+    if (taken.length > 0) this.wakeDrainWaiters();
+    return taken;
+  }
+
+  takeWhere(predicate: (message: QueueMessage) => boolean, max: number): QueueMessage[] {
+    const taken: Entry[] = [];
+    for (let i = 0; i < this.ready.length && taken.length < max;) {
+      const entry = this.ready[i] as Entry;
+      if (predicate(entry)) {
+        this.ready.splice(i, 1);
+        this.unacked.set(entry.id, entry);
+        taken.push(entry);
+      } else {
+        i++;
+      }
+    }
+    if (taken.length > 0) this.wakeDrainWaiters();
+    return taken;
+  }
+
+  readyCount(): number {
+    return this.ready.length;
+  }
+
+  ack(id: number): void {
+    const entry = this.unacked.get(id);
+    if (entry === undefined) return;
+    this.unacked.delete(id);
+    this.release(entry, 'drop');
+  }
+
+  nack(id: number, requeue: boolean): void {
+    const entry = this.unacked.get(id);
+    if (entry === undefined) return;
+    this.unacked.delete(id);
+    if (!requeue || !entry.loop.active) {
+      this.release(entry, requeue ? 'return' : 'drop');
+      return;
+    }
+    entry.redelivered = true;
+    let at = 0;
+    while (at < this.ready.length && (this.ready[at] as Entry).redelivered && (this.ready[at] as Entry).id < entry.id) {
+      at++;
+    }
+    this.ready.splice(at, 0, entry);
+    this.emitReady();
+  }
+
+  async messageCount(): Promise<number> {
+    await this.drainAvailable();
+    return this.ready.length;
+  }
+
+  async purge(): Promise<number> {
+    await this.drainAvailable();
+    const dropped = this.ready.splice(0, this.ready.length);
+    for (const entry of dropped) this.release(entry, 'drop');
+    this.wakeDrainWaiters();
+    return dropped.length;
+  }
+
+  setDemand(demand: boolean): void {
+    if (this.demand === demand) return;
+    this.demand = demand;
+    if (demand) {
+      const waiters = this.demandWaiters;
+      this.demandWaiters = [];
+      for (const wake of waiters) wake();
+    }
+  }
+
+  onReady(listener: () => void): void {
+    this.listeners.push(listener);
+  }
+
+  topicWritten(topic: string): void {
+    this.topics.get(topic)?.wake?.();
+  }
+
+  async stop(): Promise<void> {
+    if (!this.running) return;
+    this.running = false;
+    if (this.renewTimer !== undefined) clearInterval(this.renewTimer);
+    this.renewTimer = undefined;
+    for (const sleeper of this.sleepers) {
+      clearTimeout(sleeper.timer);
+      sleeper.resolve();
+    }
+    this.sleepers.clear();
+    this.wakeDrainWaiters();
+    this.demand = true;
+    for (const wake of this.demandWaiters.splice(0)) wake();
+    // Hand every held lease back, so a restart (or another gateway) gets them at once.
+    const held = [...this.ready.splice(0, this.ready.length), ...this.unacked.values()];
+    this.unacked.clear();
+    await Promise.allSettled(held.map((entry) => this.settleWithBroker(entry, 'return')));
+    const loops = [...this.topics.values()];
+    this.topics.clear();
+    for (const loop of loops) {
+      loop.active = false;
+      loop.wake?.();
+    }
+    // A long poll in flight may still lease messages: wait for it, hand those back too.
+    await Promise.allSettled(loops.map((loop) => loop.current));
+    await Promise.allSettled([...this.settling]);
+    await Promise.allSettled(loops.flatMap((loop) => [loop.fetcher.shutdown(), loop.drainer.shutdown()]));
+    await this.offsets.shutdown();
+  }
+
+  // ---------------------------------------------------------------------------------------------
+
+  private emitReady(): void {
+    for (const listener of this.listeners) listener();
+  }
+
+  private wakeDrainWaiters(): void {
+    const waiters = this.drainWaiters;
+    this.drainWaiters = [];
+    for (const wake of waiters) wake();
+  }
+
+  /** Ack (drop) or end the lease (return) in the broker, after any renewal in flight. */
+  private release(entry: Entry, how: 'drop' | 'return'): void {
+    const settling = this.settleWithBroker(entry, how).catch((err: unknown) =>
+      log.warn({ err, group: this.options.group, how }, 'could not settle a message with the broker'),
+    );
+    this.settling.add(settling);
+    void settling.finally(() => this.settling.delete(settling));
+  }
+
+  private async settleWithBroker(entry: Entry, how: 'drop' | 'return'): Promise<void> {
+    if (entry.renewing !== undefined) await entry.renewing.catch(() => undefined);
+    const consumer = entry.loop.fetcher;
+    if (how === 'drop') await consumer.ack(entry.message);
+    else await consumer.nack(entry.message, 0);
+  }
+
+  private renewLeases(): void {
+    const soonMs = Date.now() + this.leaseMs / 2;
+    for (const entry of [...this.ready, ...this.unacked.values()]) {
+      if (entry.renewing !== undefined || entry.message.invisibleUntilMs > soonMs) continue;
+      entry.renewing = entry.loop.fetcher
+        .changeInvisibleTime(entry.message, this.leaseMs)
+        .then(() => undefined)
+        .catch((err: unknown) => log.warn({ err, group: this.options.group }, 'lease renewal failed'))
+        .finally(() => {
+          entry.renewing = undefined;
+        });
+    }
+  }
+
+  private newConsumer(topic: string, awaitDurationMs: number): SimpleConsumer {
+    const consumer = new SimpleConsumer({
+      ...this.clientOptions(),
+      invisibleTimeMs: this.leaseMs,
+      awaitDurationMs,
+      consumeFromWhere: 'FIRST_OFFSET',
+    });
+    consumer.subscribe(topic, this.options.expressionFor?.(topic) ?? '*');
+    return consumer;
+  }
+
+  private async openTopic(topic: string, fromEnd: boolean): Promise<void> {
+    if (fromEnd) await this.commitEnd(topic);
+    const loop: TopicLoop = {
+      topic,
+      active: true,
+      fetcher: this.newConsumer(topic, this.pollMs),
+      drainer: this.newConsumer(topic, 0),
+      wake: undefined,
+      current: undefined,
+    };
+    this.topics.set(topic, loop);
+    await loop.fetcher.start();
+    await loop.drainer.start();
+    void this.fetchLoop(loop);
+  }
+
+  /** Moves the group to the end of each queue of an existing topic. */
+  private async commitEnd(topic: string): Promise<void> {
+    let queues;
+    try {
+      queues = await this.offsets.fetchQueues(topic);
+    } catch (err) {
+      if (isRbError(err, ErrorCode.TopicNotExist)) return;
+      throw err;
+    }
+    await Promise.all(
+      queues.map(async (queue) => this.offsets.updateOffset(queue, await this.offsets.maxOffset(queue))),
+    );
+  }
+
+  private take(loop: TopicLoop, messages: readonly ReceivedMessage[]): number {
+    let added = 0;
+    for (const message of messages) {
+      const entry: Entry = {
+        id: this.nextId++,
+        message,
+        redelivered: message.reconsumeTimes > 0,
+        loop,
+        renewing: undefined,
+      };
+      if (!loop.active || !this.running || !this.options.accepts(message)) {
+        this.release(entry, loop.active && this.running ? 'drop' : 'return');
+        continue;
+      }
+      this.ready.push(entry);
+      added++;
+    }
+    if (added > 0) this.emitReady();
+    return added;
+  }
+
+  private async fetchLoop(loop: TopicLoop): Promise<void> {
+    for (let round = 0; loop.active && this.running && round < Number.MAX_SAFE_INTEGER; round++) {
+      if (this.ready.length >= this.readyLimit) {
+        await new Promise<void>((resolve) => this.drainWaiters.push(resolve));
+        continue;
+      }
+      if (!this.demand) {
+        await new Promise<void>((resolve) => this.demandWaiters.push(resolve));
+        continue;
+      }
+      try {
+        const room = Math.min(BATCH, this.readyLimit - this.ready.length);
+        const receiving = loop.fetcher.receive(Math.max(1, room));
+        loop.current = receiving;
+        this.take(loop, await receiving);
+      } catch (err) {
+        if (!loop.active || !this.running) return;
+        if (!isRbError(err, ErrorCode.NoRoute)) {
+          log.debug({ err, topic: loop.topic, group: this.options.group }, 'receive failed; retrying');
+        }
+        await this.sleep(loop, this.retryMs);
+      }
+    }
+  }
+
+  /** Takes every message available right now (bounded by readyLimit) with non-waiting pops. */
+  private async drainAvailable(): Promise<void> {
+    await Promise.all(
+      [...this.topics.values()].map(async (loop) => {
+        for (let pulls = 0; pulls < 1000 && loop.active && this.ready.length < this.readyLimit; pulls++) {
+          let got: ReceivedMessage[];
+          try {
+            got = await loop.drainer.receive(BATCH);
+          } catch {
+            return;
+          }
+          if (got.length === 0) return;
+          this.take(loop, got);
+        }
+      }),
+    );
+  }
+
+  private sleep(loop: TopicLoop, ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const sleeper = {
+        timer: setTimeout(() => done(), ms),
+        resolve: () => done(),
+      };
+      const done = (): void => {
+        clearTimeout(sleeper.timer);
+        this.sleepers.delete(sleeper);
+        loop.wake = undefined;
+        resolve();
+      };
+      this.sleepers.add(sleeper);
+      loop.wake = done;
+    });
+  }
+
+  private async closeLoopLater(loop: TopicLoop): Promise<void> {
+    await Promise.allSettled([loop.current]);
+    // Deliveries of this topic still unacked settle through its fetcher: keep it until they are done.
+    for (
+      let waits = 0;
+      waits < 600 && this.running && [...this.unacked.values()].some((e) => e.loop === loop);
+      waits++
+    ) {
+      await new Promise<void>((resolve) => {
+        const sleeper = { timer: setTimeout(() => finish(), 100), resolve: () => finish() };
+        const finish = (): void => {
+          clearTimeout(sleeper.timer);
+          this.sleepers.delete(sleeper);
+          resolve();
+        };
+        this.sleepers.add(sleeper);
+      });
+    }
+    await Promise.allSettled([...this.settling]);
+    await Promise.allSettled([loop.fetcher.shutdown(), loop.drainer.shutdown()]);
+  }
+}

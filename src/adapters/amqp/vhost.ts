@@ -1,0 +1,682 @@
+/**
+ * The virtual host "/": the state every connection shares. Owns the topology (with the protocol's
+ * checks: passive declares, equivalence, access to `amq.*`, exclusive ownership), the queue
+ * runtimes (a QueueBackend each, the consumers, round-robin dispatch within prefetch limits),
+ * publishing through the engine Producer, and durable-definition persistence via DefinitionsLog.
+ * Channels call in here; errors are thrown as AmqpProtocolError with the spec's reply code.
+ */
+import { randomBytes } from 'node:crypto';
+import {
+  type Message,
+  type MessageExt,
+  type MessageQueue,
+  Producer,
+  RemoteTransport,
+  type Transport,
+} from '../../engine/client/index.js';
+import { javaStringHashCode } from '../../engine/common/java-hash.js';
+import { createLogger } from '../../engine/common/logger.js';
+import type { BasicProperties } from './content-header.js';
+import {
+  type BindingDef,
+  comparable,
+  Definitions,
+  EXCHANGE_TYPES,
+  type ExchangeDef,
+  type ExchangeType,
+  type QueueDef,
+} from './definitions.js';
+import { applyEvent, type DefinitionEvent, DefinitionsLog } from './definitions-log.js';
+import { AmqpProtocolError } from './errors.js';
+import { type FieldTable, FieldTyped, type FieldValue } from './field-table.js';
+import {
+  exchangeOfTopic,
+  groupOfQueue,
+  headersOf,
+  toAmqpContent,
+  toEngineMessage,
+  topicOfExchange,
+  DEFAULT_EXCHANGE_TOPIC,
+} from './mapping.js';
+import { PopQueueBackend } from './pop-queue-backend.js';
+import { PullQueueBackend, type QueueBackend } from './queue-backend.js';
+import { type DeadLetterReason, NUMERIC_QUEUE_ARGUMENTS, numberArgument, QueueRuntime } from './queue-runtime.js';
+
+export type { Consumer, ConsumerChannel } from './queue-runtime.js';
+export { QueueRuntime } from './queue-runtime.js';
+import { ReplyCode } from './reply-codes.js';
+
+const log = createLogger('amqp-vhost');
+
+export const VHOST = '/';
+const TOPIC_MAX_CHARS = 127;
+
+/** Publishes of one turn waiting to go to the broker together. */
+interface SendBatch {
+  messages: Message[];
+  bytes: number;
+  waiters: { resolve: () => void; reject: (err: unknown) => void }[];
+}
+
+const SEND_BATCH_MAX_MESSAGES = 256;
+const SEND_BATCH_MAX_BYTES = 32 * 1024;
+
+/** A channel with a direct reply-to consumer. */
+export interface ReplyChannel {
+  deliverReply(routingKey: string, properties: BasicProperties, body: Buffer): void;
+}
+
+/** Creates the backend of a queue; the default uses the PullConsumer. */
+export type QueueBackendFactory = (options: {
+  queue: string;
+  group: string;
+  accepts: (message: MessageExt) => boolean;
+}) => QueueBackend;
+
+export interface VhostOptions {
+  nameServers: readonly string[];
+  transport?: Transport;
+  /**
+   * Which client primitive backs queues: 'pop' (SimpleConsumer, per-message leases in the broker;
+   * the default) or 'pull' (PullConsumer with offsets; one gateway process per queue).
+   */
+  queueBackend?: 'pop' | 'pull';
+  /** Overrides how queues reach the engine entirely. */
+  backendFactory?: QueueBackendFactory;
+  /** Producer group for AMQP publishes. */
+  producerGroup?: string;
+  sendTimeoutMs?: number;
+}
+
+/** A queue name the engine reads as one exact tag (no `||` list, no spaces at the ends). */
+function isPlainTag(name: string): boolean {
+  return name.length > 0 && !name.includes('|') && name.trim() === name && name !== '*';
+}
+
+function fail(code: ReplyCode, text: string, classId: number, methodId: number): AmqpProtocolError {
+  return new AmqpProtocolError(code, text, { classId, methodId });
+}
+
+/** The shared state of all AMQP connections. */
+export class Vhost {
+  readonly definitions = new Definitions();
+  private readonly queues = new Map<string, QueueRuntime>();
+  private readonly producer: Producer;
+  private readonly transport: Transport;
+  private readonly ownsTransport: boolean;
+  private readonly log: DefinitionsLog;
+  private readonly backendFactory: QueueBackendFactory;
+  private readonly inFlight = new Set<Promise<unknown>>();
+  private readonly replyChannels = new Map<string, ReplyChannel>();
+  private readonly sendBatches = new Map<string, SendBatch>();
+
+  constructor(options: VhostOptions) {
+    this.ownsTransport = options.transport === undefined;
+    this.transport = options.transport ?? new RemoteTransport();
+    this.producer = new Producer({
+      group: options.producerGroup ?? 'AMQP_GATEWAY_PRODUCER',
+      nameServers: options.nameServers,
+      transport: this.transport,
+      sendTimeoutMs: options.sendTimeoutMs ?? 3000,
+    });
+    this.log = new DefinitionsLog({
+      nameServers: options.nameServers,
+      transport: this.transport,
+      producer: this.producer,
+    });
+    const kind = options.queueBackend ?? 'pop';
+    this.backendFactory =
+      options.backendFactory ??
+      ((each) =>
+        kind === 'pull'
+          ? new PullQueueBackend({
+              group: each.group,
+              nameServers: options.nameServers,
+              transport: this.transport,
+              accepts: each.accepts,
+            })
+          : new PopQueueBackend({
+              group: each.group,
+              nameServers: options.nameServers,
+              transport: this.transport,
+              accepts: each.accepts,
+              // The default exchange's topic is shared by every queue: let the broker pick ours by tag.
+              expressionFor: (topic) => (topic === DEFAULT_EXCHANGE_TOPIC && isPlainTag(each.queue) ? each.queue : '*'),
+            }));
+  }
+
+  /** Replays durable definitions and starts their queues. */
+  async start(): Promise<void> {
+    await this.producer.start();
+    const events = await this.log.readAll();
+    for (const event of events) applyEvent(this.definitions, event);
+    log.info({ events: events.length, queues: this.definitions.queues.size }, 'AMQP definitions replayed');
+    for (const def of this.definitions.queues.values()) {
+      await this.startQueue(def, undefined, false);
+    }
+    this.log.follow((event) => this.applyRemote(event));
+  }
+
+  /** A durable change another gateway made: apply it here without storing it again. */
+  private async applyRemote(event: DefinitionEvent): Promise<void> {
+    switch (event.op) {
+      case 'queue.declare':
+        if (this.queues.has(event.queue.name)) return;
+        applyEvent(this.definitions, event);
+        await this.startQueue(event.queue, undefined, false);
+        return;
+      case 'queue.delete': {
+        const queue = this.queues.get(event.name);
+        if (queue !== undefined) await this.deleteQueueRuntime(queue, 'deleted by another gateway', false);
+        return;
+      }
+      default:
+        applyEvent(this.definitions, event);
+        await this.refreshSubscriptions(false);
+    }
+  }
+
+  async stop(): Promise<void> {
+    const queues = [...this.queues.values()];
+    this.queues.clear();
+    for (const queue of queues) queue.stop();
+    await Promise.all(queues.map((queue) => queue.backend.stop()));
+    await this.log.close();
+    await this.producer.shutdown();
+    if (this.ownsTransport) await this.transport.close();
+  }
+
+  queue(name: string): QueueRuntime | undefined {
+    return this.queues.get(name);
+  }
+
+  // --- exchanges --------------------------------------------------------------------------
+
+  async declareExchange(
+    m: {
+      exchange: string;
+      type: string;
+      passive: boolean;
+      durable: boolean;
+      autoDelete: boolean;
+      internal: boolean;
+      arguments: FieldTable;
+    },
+    classId: number,
+    methodId: number,
+  ): Promise<void> {
+    const existing = this.definitions.exchanges.get(m.exchange);
+    if (m.passive) {
+      if (existing === undefined) {
+        throw fail(ReplyCode.NotFound, `no exchange '${m.exchange}' in vhost '${VHOST}'`, classId, methodId);
+      }
+      return;
+    }
+    if (m.exchange === '' || (m.exchange.startsWith('amq.') && existing === undefined)) {
+      throw fail(
+        ReplyCode.AccessRefused,
+        `exchange name '${m.exchange}' contains reserved prefix 'amq.*'`,
+        classId,
+        methodId,
+      );
+    }
+    if (!EXCHANGE_TYPES.has(m.type)) {
+      throw new AmqpProtocolError(ReplyCode.CommandInvalid, `unknown exchange type '${m.type}'`, {
+        classId,
+        methodId,
+        scope: 'connection',
+      });
+    }
+    if (existing !== undefined) {
+      for (const [field, a, b] of [
+        ['type', existing.type, m.type],
+        ['durable', existing.durable, m.durable],
+        ['auto_delete', existing.autoDelete, m.autoDelete],
+        ['internal', existing.internal, m.internal],
+      ] as const) {
+        if (a !== b) {
+          throw fail(
+            ReplyCode.PreconditionFailed,
+            `inequivalent arg '${field}' for exchange '${m.exchange}' in vhost '${VHOST}': received '${String(b)}' but current is '${String(a)}'`,
+            classId,
+            methodId,
+          );
+        }
+      }
+      return;
+    }
+    if (topicOfExchange(m.exchange).length > TOPIC_MAX_CHARS) {
+      throw fail(
+        ReplyCode.PreconditionFailed,
+        `exchange name '${m.exchange}' is too long for a topic`,
+        classId,
+        methodId,
+      );
+    }
+    const def: ExchangeDef = {
+      name: m.exchange,
+      type: m.type as ExchangeType,
+      durable: m.durable,
+      autoDelete: m.autoDelete,
+      internal: m.internal,
+      arguments: m.arguments,
+    };
+    if (def.durable) await this.persist({ op: 'exchange.declare', exchange: def });
+    this.definitions.exchanges.set(def.name, def);
+  }
+
+  async deleteExchange(name: string, ifUnused: boolean, classId: number, methodId: number): Promise<void> {
+    const def = this.definitions.exchanges.get(name);
+    if (name === '' || name.startsWith('amq.')) {
+      throw fail(ReplyCode.AccessRefused, `cannot delete exchange '${name}'`, classId, methodId);
+    }
+    if (def === undefined) return; // RabbitMQ 3.x: deleting a missing exchange succeeds.
+    if (ifUnused && this.definitions.bindingsFrom(name).length > 0) {
+      throw fail(ReplyCode.PreconditionFailed, `exchange '${name}' in vhost '${VHOST}' in use`, classId, methodId);
+    }
+    if (def.durable) await this.persist({ op: 'exchange.delete', name });
+    this.definitions.deleteExchange(name);
+    await this.refreshSubscriptions();
+  }
+
+  // --- queues -----------------------------------------------------------------------------
+
+  async declareQueue(
+    m: {
+      queue: string;
+      passive: boolean;
+      durable: boolean;
+      exclusive: boolean;
+      autoDelete: boolean;
+      arguments: FieldTable;
+    },
+    connectionId: number,
+    classId: number,
+    methodId: number,
+  ): Promise<{ queue: string; messageCount: number; consumerCount: number }> {
+    let name = m.queue;
+    if (name === 'amq.rabbitmq.reply-to' && m.passive) return { queue: name, messageCount: 0, consumerCount: 0 };
+    const existing = name === '' ? undefined : this.queues.get(name);
+    if (existing !== undefined) {
+      this.checkExclusive(existing, connectionId, classId, methodId);
+      if (!m.passive) {
+        for (const [field, a, b] of [
+          ['durable', existing.def.durable, m.durable],
+          ['exclusive', existing.def.exclusive, m.exclusive],
+          ['auto_delete', existing.def.autoDelete, m.autoDelete],
+        ] as const) {
+          if (a !== b) {
+            throw fail(
+              ReplyCode.PreconditionFailed,
+              `inequivalent arg '${field}' for queue '${name}' in vhost '${VHOST}': received '${String(b)}' but current is '${String(a)}'`,
+              classId,
+              methodId,
+            );
+          }
+        }
+      }
+      return {
+        queue: name,
+        messageCount: await existing.backend.messageCount(),
+        consumerCount: existing.consumers.length,
+      };
+    }
+    if (m.passive) throw fail(ReplyCode.NotFound, `no queue '${name}' in vhost '${VHOST}'`, classId, methodId);
+    if (name === '') name = `amq.gen-${randomBytes(16).toString('base64url')}`;
+    else if (name.startsWith('amq.')) {
+      throw fail(ReplyCode.AccessRefused, `queue name '${name}' contains reserved prefix 'amq.*'`, classId, methodId);
+    }
+    if (groupOfQueue(name).length > 255) {
+      throw fail(ReplyCode.PreconditionFailed, `queue name '${name}' is too long`, classId, methodId);
+    }
+    for (const argument of NUMERIC_QUEUE_ARGUMENTS) {
+      if (argument in m.arguments && numberArgument(m.arguments[argument]) === undefined) {
+        throw fail(
+          ReplyCode.PreconditionFailed,
+          `invalid arg '${argument}' for queue '${name}' in vhost '${VHOST}': expected a non-negative integer`,
+          classId,
+          methodId,
+        );
+      }
+    }
+    const def: QueueDef = {
+      name,
+      durable: m.durable,
+      exclusive: m.exclusive,
+      autoDelete: m.autoDelete,
+      arguments: m.arguments,
+    };
+    if (def.durable && !def.exclusive) await this.persist({ op: 'queue.declare', queue: def });
+    this.definitions.queues.set(name, def);
+    await this.startQueue(def, m.exclusive ? connectionId : undefined, true);
+    return { queue: name, messageCount: 0, consumerCount: 0 };
+  }
+
+  private async startQueue(def: QueueDef, owner: number | undefined, fresh: boolean): Promise<QueueRuntime> {
+    const backend = this.backendFactory({
+      queue: def.name,
+      group: groupOfQueue(def.name),
+      accepts: (message) =>
+        this.definitions.route(exchangeOfTopic(message.topic), message.tags ?? '', headersOf(message)).has(def.name),
+    });
+    const runtime = new QueueRuntime(def, backend, owner, {
+      deadLetter: (queue, message, reason) => this.deadLetter(queue, message, reason),
+      expire: (queue, why) => {
+        void this.deleteQueueRuntime(queue, why).catch((err: unknown) =>
+          log.warn({ err, queue: queue.name, why }, 'queue removal failed'),
+        );
+      },
+    });
+    this.queues.set(def.name, runtime);
+    await backend.start();
+    const topics = this.topicsOf(def.name);
+    await backend.setTopics(topics, fresh ? topics : new Set());
+    return runtime;
+  }
+
+  private topicsOf(queue: string): Set<string> {
+    return new Set([...this.definitions.sourceExchangesOf(queue)].map(topicOfExchange));
+  }
+
+  /** After binding changes: every queue subscribes to the topics that can now reach it. */
+  private async refreshSubscriptions(fromEnd = true): Promise<void> {
+    await Promise.all(
+      [...this.queues.values()].map(async (queue) => {
+        const topics = this.topicsOf(queue.name);
+        await queue.backend.setTopics(topics, fromEnd ? topics : new Set());
+      }),
+    );
+  }
+
+  checkExclusive(queue: QueueRuntime, connectionId: number, classId: number, methodId: number): void {
+    if (queue.ownerConnectionId !== undefined && queue.ownerConnectionId !== connectionId) {
+      throw fail(
+        ReplyCode.ResourceLocked,
+        `cannot obtain exclusive access to locked queue '${queue.name}' in vhost '${VHOST}'`,
+        classId,
+        methodId,
+      );
+    }
+  }
+
+  /** A queue for a method: 404 when missing, 405 when another connection owns it. */
+  requireQueue(name: string, connectionId: number, classId: number, methodId: number): QueueRuntime {
+    const queue = this.queues.get(name);
+    if (queue === undefined)
+      throw fail(ReplyCode.NotFound, `no queue '${name}' in vhost '${VHOST}'`, classId, methodId);
+    this.checkExclusive(queue, connectionId, classId, methodId);
+    return queue;
+  }
+
+  async deleteQueue(
+    name: string,
+    ifUnused: boolean,
+    ifEmpty: boolean,
+    connectionId: number,
+    classId: number,
+    methodId: number,
+  ): Promise<number> {
+    const queue = this.queues.get(name);
+    if (queue === undefined) return 0;
+    this.checkExclusive(queue, connectionId, classId, methodId);
+    if (ifUnused && queue.consumers.length > 0) {
+      throw fail(ReplyCode.PreconditionFailed, `queue '${name}' in vhost '${VHOST}' in use`, classId, methodId);
+    }
+    const count = await queue.backend.messageCount();
+    if (ifEmpty && count > 0) {
+      throw fail(ReplyCode.PreconditionFailed, `queue '${name}' in vhost '${VHOST}' is not empty`, classId, methodId);
+    }
+    await this.deleteQueueRuntime(queue, 'deleted');
+    return count;
+  }
+
+  private async deleteQueueRuntime(queue: QueueRuntime, why: string, persist = true): Promise<void> {
+    if (queue.deleted) return;
+    queue.stop();
+    this.queues.delete(queue.name);
+    if (persist && queue.def.durable && !queue.def.exclusive)
+      await this.persist({ op: 'queue.delete', name: queue.name });
+    const removed = this.definitions.deleteQueue(queue.name);
+    for (const consumer of [...queue.consumers]) consumer.channel.cancelledByServer(consumer);
+    await queue.backend.purge().catch(() => 0);
+    await queue.backend.stop();
+    await this.autoDeleteExchanges(removed);
+    log.debug({ queue: queue.name, why }, 'queue deleted');
+  }
+
+  async purgeQueue(name: string, connectionId: number, classId: number, methodId: number): Promise<number> {
+    const queue = this.requireQueue(name, connectionId, classId, methodId);
+    return queue.backend.purge();
+  }
+
+  /** The connection is gone: its exclusive queues go with it. */
+  async connectionClosed(connectionId: number): Promise<void> {
+    const owned = [...this.queues.values()].filter((queue) => queue.ownerConnectionId === connectionId);
+    await Promise.all(owned.map((queue) => this.deleteQueueRuntime(queue, 'owner connection closed')));
+  }
+
+  // --- bindings ---------------------------------------------------------------------------
+
+  async bind(binding: BindingDef, connectionId: number, classId: number, methodId: number): Promise<void> {
+    this.checkBindingEnds(binding, connectionId, classId, methodId);
+    if (!this.definitions.addBinding(binding)) return;
+    try {
+      if (this.bindingIsDurable(binding)) await this.persist({ op: 'bind', binding });
+    } catch (err) {
+      this.definitions.removeBinding(binding);
+      throw err;
+    }
+    await this.refreshSubscriptions();
+  }
+
+  async unbind(binding: BindingDef, connectionId: number, classId: number, methodId: number): Promise<void> {
+    this.checkBindingEnds(binding, connectionId, classId, methodId);
+    if (!this.definitions.hasBinding(binding)) return;
+    if (this.bindingIsDurable(binding)) await this.persist({ op: 'unbind', binding });
+    this.definitions.removeBinding(binding);
+    await this.refreshSubscriptions();
+    await this.autoDeleteExchanges([binding]);
+  }
+
+  private checkBindingEnds(binding: BindingDef, connectionId: number, classId: number, methodId: number): void {
+    if (binding.source === '' || (binding.destinationKind === 'exchange' && binding.destination === '')) {
+      throw fail(ReplyCode.AccessRefused, `operation not permitted on the default exchange`, classId, methodId);
+    }
+    if (!this.definitions.exchanges.has(binding.source)) {
+      throw fail(ReplyCode.NotFound, `no exchange '${binding.source}' in vhost '${VHOST}'`, classId, methodId);
+    }
+    if (binding.destinationKind === 'queue') this.requireQueue(binding.destination, connectionId, classId, methodId);
+    else if (!this.definitions.exchanges.has(binding.destination)) {
+      throw fail(ReplyCode.NotFound, `no exchange '${binding.destination}' in vhost '${VHOST}'`, classId, methodId);
+    }
+  }
+
+  private bindingIsDurable(binding: BindingDef): boolean {
+    const source = this.definitions.exchanges.get(binding.source);
+    const destination =
+      binding.destinationKind === 'queue'
+        ? this.definitions.queues.get(binding.destination)
+        : this.definitions.exchanges.get(binding.destination);
+    const exclusive = destination !== undefined && 'exclusive' in destination && destination.exclusive;
+    return source?.durable === true && destination?.durable === true && !exclusive;
+  }
+
+  private async autoDeleteExchanges(removed: readonly BindingDef[]): Promise<void> {
+    for (const name of new Set(removed.map((binding) => binding.source))) {
+      const def = this.definitions.exchanges.get(name);
+      if (def?.autoDelete === true && this.definitions.bindingsFrom(name).length === 0) {
+        if (def.durable) await this.persist({ op: 'exchange.delete', name });
+        this.definitions.deleteExchange(name);
+      }
+    }
+  }
+
+  private async persist(event: DefinitionEvent): Promise<void> {
+    try {
+      await this.log.append(event);
+    } catch (err) {
+      log.warn({ err, op: event.op }, 'could not store a durable definition');
+      throw new AmqpProtocolError(ReplyCode.InternalError, 'could not store the definition in the engine', {
+        scope: 'channel',
+        cause: err,
+      });
+    }
+  }
+
+  // --- publishing -------------------------------------------------------------------------
+
+  /** Queue names a publish reaches; throws 404 for an unknown exchange, 403 for an internal one. */
+  routeOf(
+    exchange: string,
+    routingKey: string,
+    properties: BasicProperties,
+    classId: number,
+    methodId: number,
+  ): Set<string> {
+    const def = this.definitions.exchanges.get(exchange);
+    if (def === undefined)
+      throw fail(ReplyCode.NotFound, `no exchange '${exchange}' in vhost '${VHOST}'`, classId, methodId);
+    if (def.internal) {
+      throw fail(ReplyCode.AccessRefused, `cannot publish to internal exchange '${exchange}'`, classId, methodId);
+    }
+    return this.definitions.route(exchange, routingKey, properties.headers);
+  }
+
+  /**
+   * Stores a publish in the exchange's topic. Messages of one routing key go to one message queue
+   * (hash of the key), so they stay in order for consumers. Resolves once the broker stored it.
+   */
+  async store(
+    exchange: string,
+    routingKey: string,
+    properties: BasicProperties,
+    body: Buffer,
+    queues: ReadonlySet<string>,
+  ): Promise<void> {
+    const message = toEngineMessage({ exchange, routingKey, properties, body });
+    const sent = this.enqueueSend(message, routingKey);
+    this.inFlight.add(sent);
+    try {
+      await sent;
+    } finally {
+      this.inFlight.delete(sent);
+    }
+    const topic = message.topic;
+    for (const name of queues) this.queues.get(name)?.backend.topicWritten(topic);
+  }
+
+  /**
+   * Publishes arriving in the same turn for one topic and routing key travel as one
+   * SEND_BATCH_MESSAGE (same message queue, order kept): one broker round trip instead of many.
+   */
+  private enqueueSend(message: Message, routingKey: string): Promise<void> {
+    const key = `${message.topic}\u0000${routingKey}`;
+    let batch = this.sendBatches.get(key);
+    if (
+      batch === undefined ||
+      batch.messages.length >= SEND_BATCH_MAX_MESSAGES ||
+      batch.bytes >= SEND_BATCH_MAX_BYTES
+    ) {
+      batch = { messages: [], bytes: 0, waiters: [] };
+      this.sendBatches.set(key, batch);
+      const scheduled = batch;
+      setImmediate(() => {
+        if (this.sendBatches.get(key) === scheduled) this.sendBatches.delete(key);
+        this.flushBatch(scheduled, routingKey);
+      });
+    }
+    batch.messages.push(message);
+    batch.bytes += message.body.length + 256;
+    return new Promise<void>((resolve, reject) => batch.waiters.push({ resolve, reject }));
+  }
+
+  private flushBatch(batch: SendBatch, routingKey: string): void {
+    const hash = javaStringHashCode(routingKey) & 0x7fffffff;
+    const options = { selector: (mqs: readonly MessageQueue[]) => mqs[hash % mqs.length] as MessageQueue };
+    const settleEach = (): void => {
+      batch.messages.forEach((message, i) => {
+        const waiter = batch.waiters[i];
+        this.producer.send(message, options).then(
+          () => waiter?.resolve(),
+          (err: unknown) => waiter?.reject(err),
+        );
+      });
+    };
+    if (batch.messages.length === 1) {
+      settleEach();
+      return;
+    }
+    // A broker may refuse a batch it cannot store whole (e.g. over its segment size): send one by one then.
+    this.producer.sendBatch(batch.messages, options).then(
+      () => {
+        for (const waiter of batch.waiters) waiter.resolve();
+      },
+      (err: unknown) => {
+        log.debug({ err, messages: batch.messages.length }, 'batch send refused; sending one by one');
+        settleEach();
+      },
+    );
+  }
+
+  /**
+   * Republishes a message a queue gave up on to its dead-letter exchange, with RabbitMQ's x-death
+   * history (newest first, one entry per queue and reason with a count) and x-first-death-*
+   * headers; the expiration property is removed. A missing exchange drops the message, as RabbitMQ.
+   */
+  async deadLetter(queue: QueueRuntime, message: MessageExt, reason: DeadLetterReason): Promise<void> {
+    const exchange = queue.policy.deadLetterExchange;
+    if (exchange === undefined || !this.definitions.exchanges.has(exchange)) return;
+    const content = toAmqpContent(message);
+    const routingKey = queue.policy.deadLetterRoutingKey ?? content.routingKey;
+    const headers: FieldTable = { ...(content.properties.headers ?? {}) };
+    const previous = headers['x-death'];
+    const deaths: FieldValue[] = Array.isArray(previous) ? [...(previous as FieldValue[])] : [];
+    const time = new FieldTyped('T', Math.floor(Date.now() / 1000));
+    const at = deaths.findIndex((death) => {
+      const table = death as FieldTable | null;
+      return typeof table === 'object' && table !== null && table['queue'] === queue.name && table['reason'] === reason;
+    });
+    if (at >= 0) {
+      const death = { ...(deaths[at] as FieldTable) };
+      death['count'] = Number(comparable(death['count'] ?? 0)) + 1;
+      death['time'] = time;
+      deaths.splice(at, 1);
+      deaths.unshift(death);
+    } else {
+      deaths.unshift({
+        count: 1,
+        reason,
+        queue: queue.name,
+        time,
+        exchange: content.exchange,
+        'routing-keys': [content.routingKey],
+      });
+    }
+    headers['x-death'] = deaths;
+    headers['x-first-death-reason'] ??= reason;
+    headers['x-first-death-queue'] ??= queue.name;
+    headers['x-first-death-exchange'] ??= content.exchange;
+    const properties = { ...content.properties, headers, expiration: undefined };
+    const queues = this.definitions.route(exchange, routingKey, headers);
+    if (exchange === '' && queues.size === 0) return;
+    await this.store(exchange, routingKey, properties, content.body, queues);
+  }
+
+  /** Direct reply-to: the channel each reply token belongs to. */
+  registerReplyChannel(token: string, channel: ReplyChannel): void {
+    this.replyChannels.set(token, channel);
+  }
+
+  unregisterReplyChannel(token: string): void {
+    this.replyChannels.delete(token);
+  }
+
+  replyChannel(token: string): ReplyChannel | undefined {
+    return this.replyChannels.get(token);
+  }
+
+  /** Resolves when every store begun before the call has finished (basic.get sees earlier publishes). */
+  async storesSettled(): Promise<void> {
+    await Promise.allSettled([...this.inFlight]);
+  }
+}
