@@ -6,6 +6,7 @@
  */
 import type { CommandModule } from 'yargs';
 import { Broker } from '../engine/broker/broker.js';
+import { AmqpServer } from '../adapters/amqp/server.js';
 import { HttpServer } from '../adapters/http/server.js';
 import type { Listener } from '../adapters/http/dashboard.js';
 import { AdminClient } from '../engine/client/admin-client.js';
@@ -21,6 +22,8 @@ interface StartArgs extends BrokerArgs {
   'namesrv-port': number;
   'broker-port': number;
   'http-port': number;
+  'amqp-port': number;
+  'amqp-user': string[];
 }
 
 export const startCommand: CommandModule<object, StartArgs> = {
@@ -35,7 +38,18 @@ export const startCommand: CommandModule<object, StartArgs> = {
         default: 8080,
         describe: 'HTTP port: dashboard at /, Prometheus metrics at /metrics, WebSocket upgrades',
       })
+      .option('amqp-port', { type: 'number', default: 5672, describe: 'AMQP 0-9-1 TCP port' })
+      .option('amqp-user', {
+        type: 'string',
+        array: true,
+        default: ['guest:guest'],
+        describe: 'AMQP user as name:password; repeat for more users',
+      })
       .check((args) => {
+        checkPort('amqp-port', args['amqp-port']);
+        for (const user of args['amqp-user']) {
+          if (!user.includes(':')) throw new Error(`--amqp-user must be name:password, got "${user}"`);
+        }
         checkPort('namesrv-port', args['namesrv-port']);
         checkPort('broker-port', args['broker-port']);
         checkPort('http-port', args['http-port']);
@@ -65,6 +79,20 @@ export const startCommand: CommandModule<object, StartArgs> = {
       { protocol: 'RocketMQ NameServer', address: `${args.host}:${nameServer.port}` },
       { protocol: 'RocketMQ broker', address: `${args.host}:${broker.port}` },
     ];
+    const amqp = new AmqpServer({
+      host: args.host,
+      port: args['amqp-port'],
+      nameServers,
+      transport: new InProcessTransport(network),
+      users: args['amqp-user'].map((user) => {
+        const colon = user.indexOf(':');
+        return { username: user.slice(0, colon), password: user.slice(colon + 1) };
+      }),
+    });
+    await amqp.listen();
+    listeners.push({ protocol: 'AMQP 0-9-1', address: `${args.host}:${amqp.port}` });
+    log.info(`AMQP listening on ${args.host}:${amqp.port}`);
+
     const admin = new AdminClient({ nameServers, transport: new InProcessTransport(network) });
     await admin.start();
     const http = new HttpServer({ host: args.host, port: args['http-port'], admin, listeners: () => listeners });
@@ -74,6 +102,7 @@ export const startCommand: CommandModule<object, StartArgs> = {
 
     stopOnSignals(async () => {
       await http.close();
+      await amqp.close();
       await admin.shutdown();
       await broker.shutdown();
       await nameServer.shutdown();
