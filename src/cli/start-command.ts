@@ -8,6 +8,7 @@ import type { CommandModule } from 'yargs';
 import { Broker } from '../engine/broker/broker.js';
 import { AmqpServer } from '../adapters/amqp/server.js';
 import { HttpServer } from '../adapters/http/server.js';
+import { startMqttServer } from '../adapters/mqtt/server.js';
 import type { Listener } from '../adapters/http/dashboard.js';
 import { AdminClient } from '../engine/client/admin-client.js';
 import { InProcessNetwork, InProcessTransport } from '../engine/client/transport-in-process.js';
@@ -24,6 +25,8 @@ interface StartArgs extends BrokerArgs {
   'http-port': number;
   'amqp-port': number;
   'amqp-user': string[];
+  'mqtt-port': number;
+  'mqtt-user': string[];
 }
 
 export const startCommand: CommandModule<object, StartArgs> = {
@@ -45,7 +48,22 @@ export const startCommand: CommandModule<object, StartArgs> = {
         default: ['guest:guest'],
         describe: 'AMQP user as name:password; repeat for more users',
       })
+      .option('mqtt-port', {
+        type: 'number',
+        default: 1883,
+        describe: 'MQTT TCP port (also at ws://host:http-port/mqtt)',
+      })
+      .option('mqtt-user', {
+        type: 'string',
+        array: true,
+        default: [] as string[],
+        describe: 'MQTT user as name:password; repeat for more; without any, anonymous clients are allowed',
+      })
       .check((args) => {
+        checkPort('mqtt-port', args['mqtt-port']);
+        for (const user of args['mqtt-user']) {
+          if (!user.includes(':')) throw new Error(`--mqtt-user must be name:password, got "${user}"`);
+        }
         checkPort('amqp-port', args['amqp-port']);
         for (const user of args['amqp-user']) {
           if (!user.includes(':')) throw new Error(`--amqp-user must be name:password, got "${user}"`);
@@ -84,28 +102,44 @@ export const startCommand: CommandModule<object, StartArgs> = {
       port: args['amqp-port'],
       nameServers,
       transport: new InProcessTransport(network),
-      users: args['amqp-user'].map((user) => {
-        const colon = user.indexOf(':');
-        return { username: user.slice(0, colon), password: user.slice(colon + 1) };
-      }),
+      users: args['amqp-user'].map(parseUser),
     });
     await amqp.listen();
     listeners.push({ protocol: 'AMQP 0-9-1', address: `${args.host}:${amqp.port}` });
     log.info(`AMQP listening on ${args.host}:${amqp.port}`);
 
+    const mqtt = await startMqttServer({
+      host: args.host,
+      port: args['mqtt-port'],
+      nameServers,
+      transport: new InProcessTransport(network),
+      users: args['mqtt-user'].map(parseUser),
+    });
+    listeners.push({ protocol: 'MQTT 3.1.1', address: `${args.host}:${mqtt.port}` });
+    log.info(`MQTT listening on ${args.host}:${mqtt.port}`);
+
     const admin = new AdminClient({ nameServers, transport: new InProcessTransport(network) });
     await admin.start();
     const http = new HttpServer({ host: args.host, port: args['http-port'], admin, listeners: () => listeners });
+    http.handleUpgrade('/mqtt', (request, socket, head) => mqtt.handleUpgrade(request, socket, head));
     await http.listen();
+    listeners.push({ protocol: 'MQTT over WebSocket', address: `ws://${args.host}:${http.port}/mqtt` });
     listeners.push({ protocol: 'HTTP (dashboard, /metrics)', address: `${args.host}:${http.port}` });
-    log.info(`HTTP listening on ${args.host}:${http.port}: dashboard at /, metrics at /metrics`);
+    log.info(`HTTP listening on ${args.host}:${http.port}: dashboard at /, metrics at /metrics, MQTT at /mqtt`);
 
     stopOnSignals(async () => {
       await http.close();
       await amqp.close();
+      await mqtt.close();
       await admin.shutdown();
       await broker.shutdown();
       await nameServer.shutdown();
     });
   },
 };
+
+/** "name:password" -> a user; the colon was checked by the option validation. */
+function parseUser(text: string): { username: string; password: string } {
+  const colon = text.indexOf(':');
+  return { username: text.slice(0, colon), password: text.slice(colon + 1) };
+}
