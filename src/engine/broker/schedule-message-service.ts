@@ -7,19 +7,20 @@
  * arrivals (the store's listener) wake an idle loop.
  *
  * Durability: the next queue offset to deliver per level lives in `config/delayOffset.json`
- * (RocketMQ's shape, {"offsetTable":{"1":12}}), written atomically after every delivered batch and at
- * shutdown. A message is re-stored before its offset is recorded, so a crash can re-deliver at most
- * the batch in flight, and a clean restart neither loses nor repeats anything.
+ * (RocketMQ's shape, {"offsetTable":{"1":12}}), written atomically (on the thread pool, one write at a
+ * time) after every delivered batch and at shutdown; the next batch waits for it. A message is
+ * re-stored before its offset is recorded, so a crash can re-deliver at most the batch in flight, and
+ * a clean restart neither loses nor repeats anything.
  */
 import { join } from 'node:path';
 import { createLogger } from '../common/logger.js';
-import type { MessageToStore } from '../common/message.js';
+import type { MessageToStore, StoredMessage } from '../common/message.js';
 import { decodeRecord } from '../common/message-record.js';
 import { MessageProperty } from '../common/properties.js';
 import { parseTagExpression } from '../common/tag-expression.js';
 import { SCHEDULE_TOPIC } from '../common/topic.js';
 import { GetStatus, PutStatus, type MessageStore } from '../store/api.js';
-import { writeFileAtomic } from '../common/atomic-file.js';
+import { writeFileAtomicAsync } from '../common/atomic-file.js';
 import { readLenientJsonFile } from './lenient-json.js';
 import { restoreAs, userProperties } from './system-message.js';
 
@@ -37,6 +38,8 @@ interface LevelState {
   running: boolean;
   /** An arrival came while running: run once more. */
   again: boolean;
+  /** Offsets above queueOffset already re-stored (an older one failed): skipped on the retry. */
+  readonly deliveredAhead: Set<number>;
   timer: NodeJS.Timeout | undefined;
 }
 
@@ -45,6 +48,9 @@ export class ScheduleMessageService {
   private readonly path: string;
   private stopped = true;
   private readonly passes = new Set<Promise<void>>();
+  /** The last delayOffset.json write in line, and the one not yet started (callers share it). */
+  private persistTail: Promise<void> = Promise.resolve();
+  private persistQueued: Promise<void> | undefined;
 
   constructor(
     private readonly store: () => MessageStore,
@@ -58,6 +64,7 @@ export class ScheduleMessageService {
       queueOffset: 0,
       running: false,
       again: false,
+      deliveredAhead: new Set<number>(),
       timer: undefined,
     }));
   }
@@ -119,7 +126,7 @@ export class ScheduleMessageService {
       state.timer = undefined;
     }
     await Promise.allSettled([...this.passes]);
-    this.persist();
+    await this.persist();
   }
 
   private run(state: LevelState): void {
@@ -156,11 +163,16 @@ export class ScheduleMessageService {
     );
   }
 
-  /** Delivers every due message of the level; arms the timer for the first one not due. */
+  /**
+   * Delivers every due message of the level; arms the timer for the first one not due. The puts of
+   * one read batch are issued together (each appends when issued, so a real queue keeps the level's
+   * order) and awaited at once; the delivery offset then moves over the delivered prefix and is
+   * persisted before the next batch.
+   */
   private async deliverDue(state: LevelState): Promise<void> {
     state.again = false;
     const store = this.store();
-    const startOffset = state.queueOffset;
+    let persistedOffset = state.queueOffset;
     try {
       for (;;) {
         if (this.stopped) return;
@@ -186,41 +198,89 @@ export class ScheduleMessageService {
           continue;
         }
         if (result.status !== GetStatus.Found) return;
+        const deliveries: { queueOffset: number; delivered: Promise<boolean> }[] = [];
+        let waitMs = 0;
         for (const record of result.records) {
           const message = decodeRecord(record, 0, { copyBody: true });
-          const waitMs = message.storeTimestamp + state.delayMs - Date.now();
-          if (waitMs > 0) {
-            this.arm(state, waitMs);
-            return;
-          }
-          const realTopic = message.properties[MessageProperty.RealTopic];
-          const realQueueId = Number(message.properties[MessageProperty.RealQueueId]);
-          if (realTopic === undefined || !Number.isInteger(realQueueId)) {
-            log.warn({ level: state.level, queueOffset: message.queueOffset }, 'delayed message without REAL_TOPIC');
-          } else {
-            const properties = userProperties(message);
-            delete properties[MessageProperty.DelayTimeLevel];
-            const put = await store.putMessage(restoreAs(message, realTopic, realQueueId, properties));
-            if (put.status !== PutStatus.Ok && put.status !== PutStatus.FlushDiskTimeout) {
-              log.warn({ level: state.level, status: put.status }, 're-storing a delayed message failed');
-              this.arm(state, RETRY_AFTER_FAILURE_MS);
-              return;
-            }
-          }
-          state.queueOffset = message.queueOffset + 1;
+          waitMs = message.storeTimestamp + state.delayMs - Date.now();
+          if (waitMs > 0) break;
+          deliveries.push({ queueOffset: message.queueOffset, delivered: this.deliver(store, state, message) });
         }
-        if (result.nextBeginOffset > state.queueOffset) state.queueOffset = result.nextBeginOffset;
+        let failed = false;
+        for (const { queueOffset, delivered } of deliveries) {
+          if (!(await delivered)) failed = true;
+          else if (failed) state.deliveredAhead.add(queueOffset);
+          else state.queueOffset = queueOffset + 1;
+        }
+        const whole = !failed && waitMs <= 0;
+        if (whole && result.nextBeginOffset > state.queueOffset) state.queueOffset = result.nextBeginOffset;
+        for (const queueOffset of state.deliveredAhead) {
+          if (queueOffset < state.queueOffset) state.deliveredAhead.delete(queueOffset);
+        }
+        if (state.queueOffset !== persistedOffset) {
+          persistedOffset = state.queueOffset;
+          await this.persist();
+        }
+        if (failed) {
+          this.arm(state, RETRY_AFTER_FAILURE_MS);
+          return;
+        }
+        if (waitMs > 0) {
+          this.arm(state, waitMs);
+          return;
+        }
       }
     } finally {
-      if (state.queueOffset !== startOffset) this.persist();
+      if (state.queueOffset !== persistedOffset) await this.persist();
     }
   }
 
-  private persist(): void {
+  /**
+   * Re-stores one due message (its append runs before the first await); true when it is delivered,
+   * was delivered already by an earlier pass, or is dropped as unroutable. Never rejects.
+   */
+  private async deliver(store: MessageStore, state: LevelState, message: StoredMessage): Promise<boolean> {
+    // Delivered while an older message of the level failed: the retry must not repeat it.
+    if (state.deliveredAhead.has(message.queueOffset)) return true;
+    const realTopic = message.properties[MessageProperty.RealTopic];
+    const realQueueId = Number(message.properties[MessageProperty.RealQueueId]);
+    if (realTopic === undefined || !Number.isInteger(realQueueId)) {
+      log.warn({ level: state.level, queueOffset: message.queueOffset }, 'delayed message without REAL_TOPIC');
+      return true;
+    }
+    try {
+      const properties = userProperties(message);
+      delete properties[MessageProperty.DelayTimeLevel];
+      const put = await store.putMessage(restoreAs(message, realTopic, realQueueId, properties));
+      if (put.status === PutStatus.Ok || put.status === PutStatus.FlushDiskTimeout) return true;
+      log.warn({ level: state.level, status: put.status }, 're-storing a delayed message failed');
+    } catch (err) {
+      log.error({ err, level: state.level }, 're-storing a delayed message failed');
+    }
+    return false;
+  }
+
+  /**
+   * Resolves once delayOffset.json holds the offsets as they are now or later. One write at a time
+   * (they share the temp file), on the thread pool; callers arriving while one waits to start share it.
+   */
+  private persist(): Promise<void> {
+    if (this.persistQueued !== undefined) return this.persistQueued;
+    const write = this.persistTail.then(() => {
+      this.persistQueued = undefined;
+      return this.writeOffsets();
+    });
+    this.persistQueued = write;
+    this.persistTail = write;
+    return write;
+  }
+
+  /** Never rejects: a failed write is logged and the next delivered batch writes again. */
+  private async writeOffsets(): Promise<void> {
     const offsetTable: Record<string, number> = {};
     for (const state of this.levels) offsetTable[String(state.level)] = state.queueOffset;
     try {
-      writeFileAtomic(this.path, JSON.stringify({ offsetTable }, null, 2));
+      await writeFileAtomicAsync(this.path, JSON.stringify({ offsetTable }, null, 2));
     } catch (err) {
       log.error({ err }, 'writing delayOffset.json failed');
     }

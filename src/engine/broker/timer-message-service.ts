@@ -14,12 +14,15 @@
  * - `timerDelivered.log`: append-only 8-byte big-endian queue offsets of messages delivered at or above
  *   X (delivery order is not queue order). Rewritten atomically without the entries below X when it
  *   holds mostly those.
- * A message is re-stored before its offset is appended, so a crash repeats at most the deliveries in
- * flight; a clean restart repeats nothing. At start the heap is rebuilt by scanning the timer queue
- * from X, skipping the offsets in the log. Memory is one heap entry per pending message.
+ * Due messages are re-stored with up to 64 puts in flight. A message counts as delivered only once
+ * its put succeeded; one recorder at a time then appends its offset, fdatasyncs the log and moves the
+ * checkpoint over the contiguous delivered prefix, all on the thread pool. A crash repeats at most the
+ * deliveries in flight or not yet in the log (bounded); a clean restart repeats nothing. At start the
+ * heap is rebuilt by scanning the timer queue from X, skipping the offsets in the log. Memory is one heap entry per pending message.
  */
-import { closeSync, fdatasyncSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { close, closeSync, fdatasync, open, openSync, readFileSync, write } from 'node:fs';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { createLogger } from '../common/logger.js';
 import type { MessageToStore } from '../common/message.js';
 import { decodeRecord } from '../common/message-record.js';
@@ -27,7 +30,7 @@ import { MessageProperty } from '../common/properties.js';
 import { parseTagExpression } from '../common/tag-expression.js';
 import { ResponseCode } from '../remoting/codes.js';
 import { GetStatus, PutStatus, type MessageStore } from '../store/api.js';
-import { readJsonFile, writeFileAtomic } from '../common/atomic-file.js';
+import { readJsonFile, writeFileAtomic, writeFileAtomicAsync } from '../common/atomic-file.js';
 import { MinHeap } from './min-heap.js';
 import { RequestError } from './request-error.js';
 import { restoreAs, userProperties } from './system-message.js';
@@ -41,6 +44,17 @@ const ALL = parseTagExpression('*');
 const SCAN_BATCH = 256;
 const RETRY_AFTER_FAILURE_MS = 1000;
 const OFFSET_BYTES = 8;
+/** Puts awaiting their flush at once: one at a time falls behind a steady stream of due messages. */
+const MAX_PUTS_IN_FLIGHT = 64;
+/**
+ * Delivered but not yet handed to the log: these repeat after a crash (as the former groups of 64
+ * did), so at this many the pass waits for the log.
+ */
+const MAX_UNLOGGED = 64;
+const writeAsync = promisify(write);
+const fdatasyncAsync = promisify(fdatasync);
+const openAsync = promisify(open);
+const closeAsync = promisify(close);
 
 interface Pending {
   deliverMs: number;
@@ -79,6 +93,10 @@ export class TimerMessageService {
   private timer: NodeJS.Timeout | undefined;
   private armedForMs = Infinity;
   private running: Promise<void> | undefined;
+  /** Delivered offsets not yet appended to the log, in delivery order. */
+  private readonly unlogged: number[] = [];
+  /** The recorder chain (log append + fdatasync, checkpoint, log rewrite) while it runs. */
+  private recording: Promise<void> | undefined;
   private stopped = true;
   private readonly checkpointPath: string;
   private readonly logPath: string;
@@ -162,6 +180,8 @@ export class TimerMessageService {
       queueOffset = result.nextBeginOffset;
     }
     this.advanceLowest(store.getMaxOffsetInQueue(TIMER_TOPIC, 0));
+    if (this.lowestPendingOffset !== this.persistedLowest) this.persistCheckpoint();
+    if (this.logBloated()) this.rewriteLog();
     this.arm();
   }
 
@@ -171,11 +191,14 @@ export class TimerMessageService {
     clearTimeout(this.timer);
     this.timer = undefined;
     await this.running;
-    this.persistCheckpoint();
+    // The recorder drains every delivery the pass made; a chain may start another as it ends.
+    while (this.recording !== undefined) await this.recording;
+    await this.persistCheckpointAsync();
     if (this.logFd !== undefined) {
-      fdatasyncSync(this.logFd);
-      closeSync(this.logFd);
+      const fd = this.logFd;
       this.logFd = undefined;
+      await fdatasyncAsync(fd);
+      await closeAsync(fd);
     }
     this.heap.clear();
     this.pending.clear();
@@ -198,15 +221,28 @@ export class TimerMessageService {
     this.rewriteLog();
   }
 
-  /** Writes the log afresh with only the entries at or above the lowest pending offset. */
+  /** At start: writes the log afresh with only the entries at or above the lowest pending offset. */
   private rewriteLog(): void {
     if (this.logFd !== undefined) closeSync(this.logFd);
     const entries = [...this.deliveredAbove];
-    const bytes = Buffer.alloc(entries.length * OFFSET_BYTES);
-    entries.forEach((queueOffset, index) => bytes.writeBigInt64BE(BigInt(queueOffset), index * OFFSET_BYTES));
-    writeFileAtomic(this.logPath, bytes);
+    writeFileAtomic(this.logPath, encodeOffsets(entries));
     this.logEntries = entries.length;
     this.logFd = openSync(this.logPath, 'a');
+  }
+
+  /**
+   * rewriteLog for the recorder, which appends nothing meanwhile. Entries delivered after the snapshot
+   * are still unlogged and get appended to the new file; one in both is a harmless duplicate.
+   */
+  private async rewriteLogAsync(): Promise<void> {
+    const entries = [...this.deliveredAbove];
+    await writeFileAtomicAsync(this.logPath, encodeOffsets(entries));
+    const oldFd = this.logFd;
+    // Until the new file is open there is no fd: appends to the replaced file would be lost.
+    this.logFd = undefined;
+    if (oldFd !== undefined) await closeAsync(oldFd);
+    this.logFd = await openAsync(this.logPath, 'a');
+    this.logEntries = entries.length;
   }
 
   private arm(): void {
@@ -232,53 +268,111 @@ export class TimerMessageService {
     );
   }
 
+  /**
+   * Re-stores the due messages in heap order with up to MAX_PUTS_IN_FLIGHT puts awaiting their flush
+   * at once; each put's append happens synchronously when it is issued, so a real queue receives
+   * them in due order. The pass ends when nothing is due and no put is in flight, or after a failure.
+   */
   private async deliverDue(): Promise<void> {
     const store = this.store();
-    const delivered: number[] = [];
+    const puts = new Set<Promise<void>>();
+    let failed = false;
     try {
       for (;;) {
+        if (this.stopped || failed) return;
+        if (puts.size >= MAX_PUTS_IN_FLIGHT) {
+          await Promise.race(puts);
+          continue;
+        }
+        // Deliveries not yet in the log repeat after a crash: keep their number bounded.
+        if (this.unlogged.length >= MAX_UNLOGGED && this.recording !== undefined) {
+          await this.recording;
+          continue;
+        }
         const next = this.heap.peek();
-        if (this.stopped || next === undefined || next.deliverMs > Date.now()) return;
+        if (next === undefined || next.deliverMs > Date.now()) {
+          if (puts.size === 0) return;
+          // Messages falling due while puts complete join this pass rather than wait for the next.
+          await Promise.race(puts);
+          continue;
+        }
         this.heap.pop();
         if (this.pending.get(next.queueOffset) !== next) continue;
-        const message = store.lookMessageByOffset(next.commitLogOffset);
-        const realTopic = message?.properties[MessageProperty.RealTopic];
-        const realQueueId = Number(message?.properties[MessageProperty.RealQueueId]);
-        if (message === undefined || realTopic === undefined || !Number.isInteger(realQueueId)) {
-          log.warn({ queueOffset: next.queueOffset }, 'timer message is gone or has no REAL_TOPIC: dropped');
-        } else {
-          const put = await store.putMessage(restoreAs(message, realTopic, realQueueId, userProperties(message)));
-          if (put.status !== PutStatus.Ok && put.status !== PutStatus.FlushDiskTimeout) {
-            log.warn({ status: put.status }, 're-storing a timer message failed; retrying');
-            next.deliverMs = Date.now() + RETRY_AFTER_FAILURE_MS;
-            this.heap.push(next);
-            return;
-          }
-        }
-        this.pending.delete(next.queueOffset);
-        this.deliveredAbove.add(next.queueOffset);
-        delivered.push(next.queueOffset);
-        // Record deliveries in small groups so that a crash repeats few of them.
-        if (delivered.length >= 64) this.recordDelivered(delivered.splice(0));
+        const put = this.deliver(store, next).then((ok) => {
+          if (!ok) failed = true;
+          puts.delete(put);
+        });
+        puts.add(put);
       }
-    } catch (err) {
-      log.error({ err }, 'delivering timer messages failed');
     } finally {
-      this.recordDelivered(delivered);
+      await Promise.all(puts);
     }
   }
 
-  private recordDelivered(queueOffsets: number[]): void {
-    if (queueOffsets.length === 0 || this.logFd === undefined) return;
-    const bytes = Buffer.alloc(queueOffsets.length * OFFSET_BYTES);
-    queueOffsets.forEach((queueOffset, index) => bytes.writeBigInt64BE(BigInt(queueOffset), index * OFFSET_BYTES));
+  /**
+   * Re-stores one due message (the append runs before the first await); true when it is delivered
+   * or dropped as unreadable, false when it goes back to the heap for a retry. Never rejects.
+   */
+  private async deliver(store: MessageStore, entry: Pending): Promise<boolean> {
     try {
-      writeSync(this.logFd, bytes);
-      fdatasyncSync(this.logFd);
-      this.logEntries += queueOffsets.length;
-      this.advanceLowest(this.store().getMaxOffsetInQueue(TIMER_TOPIC, 0));
+      const message = store.lookMessageByOffset(entry.commitLogOffset);
+      const realTopic = message?.properties[MessageProperty.RealTopic];
+      const realQueueId = Number(message?.properties[MessageProperty.RealQueueId]);
+      if (message === undefined || realTopic === undefined || !Number.isInteger(realQueueId)) {
+        log.warn({ queueOffset: entry.queueOffset }, 'timer message is gone or has no REAL_TOPIC: dropped');
+      } else {
+        const put = await store.putMessage(restoreAs(message, realTopic, realQueueId, userProperties(message)));
+        if (put.status !== PutStatus.Ok && put.status !== PutStatus.FlushDiskTimeout) {
+          log.warn({ status: put.status }, 're-storing a timer message failed; retrying');
+          this.retryLater(entry);
+          return false;
+        }
+      }
     } catch (err) {
-      log.error({ err }, 'recording timer deliveries failed');
+      log.error({ err, queueOffset: entry.queueOffset }, 'delivering a timer message failed; retrying');
+      this.retryLater(entry);
+      return false;
+    }
+    // Only now, after its put succeeded, does the message count as delivered.
+    this.pending.delete(entry.queueOffset);
+    this.deliveredAbove.add(entry.queueOffset);
+    this.unlogged.push(entry.queueOffset);
+    this.recordSoon();
+    return true;
+  }
+
+  private retryLater(entry: Pending): void {
+    entry.deliverMs = Date.now() + RETRY_AFTER_FAILURE_MS;
+    if (!this.stopped) this.heap.push(entry);
+  }
+
+  /**
+   * Starts the recorder unless it runs: one chain at a time appends, fdatasyncs, moves the checkpoint
+   * and rewrites the log, all on the thread pool, so no two of them overlap and puts go on meanwhile.
+   */
+  private recordSoon(): void {
+    if (this.recording !== undefined || this.unlogged.length === 0 || this.logFd === undefined) return;
+    this.recording = this.recordDelivered().finally(() => {
+      this.recording = undefined;
+      // Deliveries that arrived after the chain's last look.
+      this.recordSoon();
+    });
+  }
+
+  /** Appends the delivered offsets to the log, syncs it, then moves and persists the checkpoint. */
+  private async recordDelivered(): Promise<void> {
+    while (this.unlogged.length > 0 && this.logFd !== undefined) {
+      const queueOffsets = this.unlogged.splice(0);
+      try {
+        await writeFully(this.logFd, encodeOffsets(queueOffsets));
+        await fdatasyncAsync(this.logFd);
+        this.logEntries += queueOffsets.length;
+        this.advanceLowest(this.store().getMaxOffsetInQueue(TIMER_TOPIC, 0));
+        if (this.lowestPendingOffset !== this.persistedLowest) await this.persistCheckpointAsync();
+        if (this.logBloated()) await this.rewriteLogAsync();
+      } catch (err) {
+        log.error({ err }, 'recording timer deliveries failed');
+      }
     }
   }
 
@@ -288,8 +382,11 @@ export class TimerMessageService {
       if (!this.deliveredAbove.delete(this.lowestPendingOffset) && !this.isScanned(this.lowestPendingOffset)) break;
       this.lowestPendingOffset++;
     }
-    if (this.lowestPendingOffset !== this.persistedLowest) this.persistCheckpoint();
-    if (this.logEntries > 4 * this.deliveredAbove.size + 4096) this.rewriteLog();
+  }
+
+  /** The log holds mostly entries below the lowest pending offset. */
+  private logBloated(): boolean {
+    return this.logEntries > 4 * this.deliveredAbove.size + 4096;
   }
 
   /**
@@ -300,6 +397,7 @@ export class TimerMessageService {
     return queueOffset < this.scannedEnd;
   }
 
+  /** At start only: the event loop serves nothing yet. */
   private persistCheckpoint(): void {
     try {
       writeFileAtomic(this.checkpointPath, JSON.stringify({ lowestPendingOffset: this.lowestPendingOffset }));
@@ -307,5 +405,31 @@ export class TimerMessageService {
     } catch (err) {
       log.error({ err }, 'writing timerCheckpoint.json failed');
     }
+  }
+
+  /** Run by the recorder or by shutdown after it, never two at once (they share the temp file). */
+  private async persistCheckpointAsync(): Promise<void> {
+    const lowestPendingOffset = this.lowestPendingOffset;
+    try {
+      await writeFileAtomicAsync(this.checkpointPath, JSON.stringify({ lowestPendingOffset }));
+      this.persistedLowest = lowestPendingOffset;
+    } catch (err) {
+      log.error({ err }, 'writing timerCheckpoint.json failed');
+    }
+  }
+}
+
+/** 8-byte big-endian queue offsets, the delivered log's entry format. */
+function encodeOffsets(queueOffsets: readonly number[]): Buffer {
+  const bytes = Buffer.alloc(queueOffsets.length * OFFSET_BYTES);
+  queueOffsets.forEach((queueOffset, index) => bytes.writeBigInt64BE(BigInt(queueOffset), index * OFFSET_BYTES));
+  return bytes;
+}
+
+async function writeFully(fd: number, bytes: Buffer): Promise<void> {
+  let written = 0;
+  while (written < bytes.length) {
+    const { bytesWritten } = await writeAsync(fd, bytes, written, bytes.length - written);
+    written += bytesWritten;
   }
 }

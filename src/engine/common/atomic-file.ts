@@ -4,6 +4,7 @@
  * never a torn mix.
  */
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { mkdir, open, rename } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
 export function writeFileAtomic(path: string, content: string | Buffer): void {
@@ -28,6 +29,29 @@ export function fsyncDirectory(dir: string): void {
     fsyncSync(fd);
   } finally {
     closeSync(fd);
+  }
+}
+
+/**
+ * writeFileAtomic on the thread pool, for files rewritten while the event loop serves traffic. The
+ * caller keeps at most one write per path in flight: they share the temp file.
+ */
+export async function writeFileAtomicAsync(path: string, content: string | Buffer): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
+  const tempPath = `${path}.tmp`;
+  const file = await open(tempPath, 'w');
+  try {
+    await file.writeFile(content);
+    await file.sync();
+  } finally {
+    await file.close();
+  }
+  await rename(tempPath, path);
+  const dir = await open(dirname(path), 'r');
+  try {
+    await dir.sync();
+  } finally {
+    await dir.close();
   }
 }
 
