@@ -16,7 +16,8 @@ export interface Overview {
 }
 
 /** System topics are hidden from the dashboard's topic list. */
-const SYSTEM_TOPIC = /^(%RETRY%|%DLQ%|RMQ_SYS_|RB_SYS_|RB_MQTT_|SCHEDULE_TOPIC_XXXX$|TBW102$|SELF_TEST_TOPIC$|rmq_sys_)/;
+const SYSTEM_TOPIC =
+  /^(%RETRY%|%DLQ%|RMQ_SYS_|RB_SYS_|RB_MQTT_|SCHEDULE_TOPIC_XXXX$|TBW102$|SELF_TEST_TOPIC$|rmq_sys_)/;
 
 export async function readOverview(admin: AdminClient, listeners: Listener[]): Promise<Overview> {
   const [brokers, topics] = await Promise.all([admin.brokers(), admin.fetchAllTopicList()]);
