@@ -9,6 +9,7 @@ import { Broker } from '../engine/broker/broker.js';
 import { AmqpServer } from '../adapters/amqp/server.js';
 import { HttpServer } from '../adapters/http/server.js';
 import { startMqttServer } from '../adapters/mqtt/server.js';
+import { createWebSocketHandler, webSocketAssets } from '../adapters/websocket/index.js';
 import type { Listener } from '../adapters/http/dashboard.js';
 import { AdminClient } from '../engine/client/admin-client.js';
 import { InProcessNetwork, InProcessTransport } from '../engine/client/transport-in-process.js';
@@ -122,13 +123,20 @@ export const startCommand: CommandModule<object, StartArgs> = {
     await admin.start();
     const http = new HttpServer({ host: args.host, port: args['http-port'], admin, listeners: () => listeners });
     http.handleUpgrade('/mqtt', (request, socket, head) => mqtt.handleUpgrade(request, socket, head));
+    const webSocket = createWebSocketHandler({ nameServers, transport: new InProcessTransport(network) });
+    http.handleUpgrade('/ws', (request, socket, head) => webSocket.handleUpgrade(request, socket, head));
+    for (const [path, asset] of webSocketAssets()) http.serveAsset(path, asset);
     await http.listen();
     listeners.push({ protocol: 'MQTT over WebSocket', address: `ws://${args.host}:${http.port}/mqtt` });
+    listeners.push({ protocol: 'WebSocket API (demo at /demo)', address: `ws://${args.host}:${http.port}/ws` });
     listeners.push({ protocol: 'HTTP (dashboard, /metrics)', address: `${args.host}:${http.port}` });
-    log.info(`HTTP listening on ${args.host}:${http.port}: dashboard at /, metrics at /metrics, MQTT at /mqtt`);
+    log.info(
+      `HTTP listening on ${args.host}:${http.port}: dashboard at /, metrics at /metrics, MQTT at /mqtt, WebSocket API at /ws, demo at /demo`,
+    );
 
     stopOnSignals(async () => {
       await http.close();
+      await webSocket.close();
       await amqp.close();
       await mqtt.close();
       await admin.shutdown();

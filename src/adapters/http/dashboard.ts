@@ -57,6 +57,7 @@ export const DASHBOARD_HTML = `<!doctype html>
 </head>
 <body>
 <h1>rocketbridge</h1>
+<p><a href="/demo">WebSocket demo</a> · <a href="/metrics">Prometheus metrics</a></p>
 <div class="muted" id="updated">loading…</div>
 <h2>Listeners</h2>
 <table><thead><tr><th>Protocol</th><th>Address</th></tr></thead><tbody id="listeners"></tbody></table>

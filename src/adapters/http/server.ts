@@ -17,6 +17,12 @@ const log = createLogger('http');
 
 export type UpgradeHandler = (request: IncomingMessage, socket: Duplex, head: Buffer) => void;
 
+/** A page or script served as is, e.g. the WebSocket demo and browser client. */
+export interface StaticAsset {
+  contentType: string;
+  body: string | Buffer;
+}
+
 export interface HttpServerOptions {
   host: string;
   port: number;
@@ -29,6 +35,7 @@ export interface HttpServerOptions {
 export class HttpServer {
   private readonly server: Server;
   private readonly upgrades = new Map<string, UpgradeHandler>();
+  private readonly assets = new Map<string, StaticAsset>();
   private readonly metrics: Registry;
 
   constructor(private readonly options: HttpServerOptions) {
@@ -59,6 +66,11 @@ export class HttpServer {
     this.upgrades.set(path, handler);
   }
 
+  /** Serves `asset` at `path` (exact match). */
+  serveAsset(path: string, asset: StaticAsset): void {
+    this.assets.set(path, asset);
+  }
+
   async listen(): Promise<void> {
     await new Promise<void>((resolve, reject) => {
       this.server.once('error', reject);
@@ -84,7 +96,10 @@ export class HttpServer {
       response.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain' }).end('method not allowed\n');
       return;
     }
-    if (path === '/') {
+    const asset = this.assets.get(path);
+    if (asset !== undefined) {
+      response.writeHead(200, { 'content-type': asset.contentType }).end(asset.body);
+    } else if (path === '/') {
       response.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(DASHBOARD_HTML);
     } else if (path === '/api/overview') {
       const overview = await readOverview(this.options.admin, this.options.listeners());

@@ -44,6 +44,7 @@ describe('HTTP listener', () => {
       admin,
       listeners: () => [{ protocol: 'RocketMQ NameServer', address: cluster.namesrvAddress }],
     });
+    http.serveAsset('/hello.js', { contentType: 'text/javascript', body: 'export const hello = 1;' });
     http.handleUpgrade('/echo', (_request, socket) => socket.end('HTTP/1.1 418 Teapot\r\nContent-Length: 0\r\n\r\n'));
     await http.listen();
   });
@@ -90,6 +91,13 @@ describe('HTTP listener', () => {
     assert.match(metrics.body, /rocketbridge_broker_up\{cluster="DefaultCluster",broker="broker-a",broker_id="0"\} 1/);
     assert.match(metrics.body, /rocketbridge_broker_put_messages_total\{[^}]*\} \d+/);
     assert.match(metrics.body, /rocketbridge_process_resident_memory_bytes/);
+  });
+
+  it('serves registered assets with their content type', async () => {
+    const asset = await get(http.port, '/hello.js');
+    assert.equal(asset.status, 200);
+    assert.equal(asset.type, 'text/javascript');
+    assert.equal(asset.body, 'export const hello = 1;');
   });
 
   it('answers 404 for unknown paths and 405 for other methods', async () => {
