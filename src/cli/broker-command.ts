@@ -35,6 +35,8 @@ export const brokerCommand: CommandModule<object, BrokerCommandArgs> = {
         describe: 'NameServer address host:port to register with; repeat the flag or separate with ;',
       })
       .option('broker-id', { type: 'number', default: 0, describe: '0 for a master, > 0 for a slave' })
+      .option('host', { type: 'string', default: '0.0.0.0', describe: 'Address to listen on' })
+      .option('host', { type: 'string', default: '0.0.0.0', describe: 'Address to listen on' })
       .option('cluster', { type: 'string', default: 'DefaultCluster', describe: 'Cluster the broker belongs to' })
       .option('port', {
         type: 'number',

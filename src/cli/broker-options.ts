@@ -18,7 +18,6 @@ export interface BrokerArgs {
 export function withBrokerOptions<T>(yargs: Argv<T>): Argv<T & BrokerArgs> {
   return yargs
     .option('broker-name', { type: 'string', default: 'broker-a', describe: 'Broker name in routes' })
-    .option('host', { type: 'string', default: '0.0.0.0', describe: 'Address every listener binds' })
     .option('announce-host', {
       type: 'string',
       default: '127.0.0.1',

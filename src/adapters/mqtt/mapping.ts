@@ -85,6 +85,8 @@ export interface SharedFilter {
 }
 
 const TOPIC_SAFE = /^[A-Za-z0-9_-]$/;
+/** A whole first level that needs no escaping: the common case, tested once instead of per character. */
+const TOPIC_ALL_SAFE = /^[A-Za-z0-9_-]+$/;
 const ESCAPE_RUN = /(?:%[0-9A-F]{2})+/g;
 // Control characters are what these patterns are for: MQTT discourages them and the engine's
 // property encoding uses U+0001/U+0002 as separators.
@@ -117,6 +119,7 @@ function percentDecode(text: string): string | undefined {
 /** The engine topic for an MQTT first level. Throws RB_ERR_TOPIC_INVALID when it cannot map. */
 export function escapeTopicLevel(level: string): string {
   if (level.length === 0) return '%';
+  if (level.length <= TOPIC_MAX_LENGTH && TOPIC_ALL_SAFE.test(level)) return level;
   let out = '';
   for (const ch of level) out += TOPIC_SAFE.test(ch) ? ch : percentBytes(ch);
   if (out.length > TOPIC_MAX_LENGTH) {
