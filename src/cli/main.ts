@@ -4,6 +4,7 @@
  */
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
+import { setLogLevel } from '../engine/common/logger.js';
 import { commands } from './commands.js';
 
 const cli = yargs(hideBin(process.argv))
@@ -12,6 +13,19 @@ const cli = yargs(hideBin(process.argv))
   .strict()
   .demandCommand(1, 'Name a command; see --help.')
   .env('RB')
+  .option('log-level', {
+    type: 'string',
+    choices: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'],
+    describe: 'Log level (also RB_LOG_LEVEL)',
+  })
+  .option('log-format', {
+    type: 'string',
+    choices: ['pretty', 'json'],
+    describe: 'RB_LOG_FORMAT=json forces JSON lines on a terminal; pretty is the terminal default',
+  })
+  .middleware((args) => {
+    if (typeof args['log-level'] === 'string') setLogLevel(args['log-level']);
+  })
   .recommendCommands()
   .help()
   .alias('help', 'h')

@@ -25,6 +25,16 @@ export const rootLogger: Logger = pretty
     )
   : pino({ level: defaultLevel, base: { pid: process.pid } });
 
+const componentLoggers: Logger[] = [];
+
 export function createLogger(component: string): Logger {
-  return rootLogger.child({ component });
+  const logger = rootLogger.child({ component });
+  componentLoggers.push(logger);
+  return logger;
+}
+
+/** Changes the level of every logger (pino children keep the level they were created with). */
+export function setLogLevel(level: string): void {
+  rootLogger.level = level;
+  for (const logger of componentLoggers) logger.level = level;
 }
