@@ -194,6 +194,12 @@ export function headersOf(message: Pick<MessageExt, 'properties'>): FieldTable |
   return any ? headers : undefined;
 }
 
+/**
+ * Empty-body markers of every front end (ours, MQTT `mqtt.empty`, WebSocket `ws.empty`): each stores
+ * one placeholder byte for an empty body, so an empty body from any of them arrives empty.
+ */
+const EMPTY_MARKERS = [AmqpProperty.EmptyBody, 'mqtt.empty', 'ws.empty'] as const;
+
 /** Content properties, routing key, exchange and body for delivering a stored message to AMQP. */
 export function toAmqpContent(message: Pick<MessageExt, 'topic' | 'tags' | 'properties' | 'body'>): AmqpContent {
   const props = message.properties;
@@ -210,6 +216,6 @@ export function toAmqpContent(message: Pick<MessageExt, 'topic' | 'tags' | 'prop
   }
   const headers = headersOf(message);
   if (headers !== undefined) properties.headers = headers;
-  const body = props[AmqpProperty.EmptyBody] === '1' ? Buffer.alloc(0) : message.body;
+  const body = EMPTY_MARKERS.some((name) => props[name] === '1') ? Buffer.alloc(0) : message.body;
   return { exchange: exchangeOfTopic(message.topic), routingKey: message.tags ?? '', properties, body };
 }

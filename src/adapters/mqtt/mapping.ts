@@ -42,9 +42,15 @@ export function engineBodyOf(payload: Buffer): { body: Buffer; properties: Recor
   return { body: EMPTY_PLACEHOLDER, properties: { [MqttProperty.Empty]: '1' } };
 }
 
+/**
+ * Empty-body markers of every front end (AMQP `amqp.empty-body`, WebSocket `ws.empty`, ours): each
+ * stores one placeholder byte for an empty body, so an empty body from any of them arrives empty.
+ */
+const EMPTY_MARKERS = [MqttProperty.Empty, 'amqp.empty-body', 'ws.empty'] as const;
+
 /** The MQTT payload of a stored body. */
 export function mqttPayloadOf(body: Buffer, properties: Record<string, string>): Buffer {
-  return properties[MqttProperty.Empty] === '1' ? Buffer.alloc(0) : body;
+  return EMPTY_MARKERS.some((name) => properties[name] === '1') ? Buffer.alloc(0) : body;
 }
 
 /** Reserved property namespace of the MQTT front end. */

@@ -5,7 +5,8 @@
  * Reserved names: RocketMQ system properties (KEYS, TAGS, UNIQ_KEY, DELAY, ...) may not be set as
  * user properties, and the `ws.` namespace belongs to this front end: `ws.empty` = `1` marks an
  * empty body (the engine refuses empty bodies, so one placeholder byte is stored). Other protocols'
- * namespaces (`mqtt.`, `amqp.`) pass through both ways; `mqtt.empty` is honoured on delivery.
+ * namespaces (`mqtt.`, `amqp.`) pass through both ways; their empty-body markers `mqtt.empty` and
+ * `amqp.empty-body` are honoured on delivery.
  *
  * Bodies: `body` is text stored as UTF-8; `bodyBase64` and binary frames carry any bytes. On
  * delivery with bodyEncoding `auto`, a body that is valid UTF-8 is sent as `body` (lossless: the
@@ -24,8 +25,8 @@ export const WsProperty = {
   Empty: 'ws.empty',
 } as const;
 
-/** The MQTT front end's empty-body marker, honoured so MQTT empty payloads arrive empty. */
-const MQTT_EMPTY = 'mqtt.empty';
+/** The MQTT and AMQP front ends' empty-body markers, honoured so their empty bodies arrive empty. */
+const FOREIGN_EMPTY_MARKERS: ReadonlySet<string> = new Set(['mqtt.empty', 'amqp.empty-body']);
 const EMPTY_PLACEHOLDER = Buffer.from([0]);
 
 /** The body bytes of a JSON produce request (binary frames pass theirs directly). */
@@ -73,7 +74,7 @@ export function messageHeaderOf(
       if (name === WsProperty.Empty && value === '1') empty = true;
       continue;
     }
-    if (name === MQTT_EMPTY && value === '1') empty = true;
+    if (FOREIGN_EMPTY_MARKERS.has(name) && value === '1') empty = true;
     properties[name] = value;
   }
   const header: MessageHeader = {
