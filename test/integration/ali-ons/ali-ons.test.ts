@@ -3,62 +3,18 @@
  * tagged messages sent, all consumed by one group, exactly the tagged subset by a tag-filtered group.
  */
 import assert from 'node:assert/strict';
-import { createRequire } from 'node:module';
 import { describe, it } from 'node:test';
 import { Producer } from '../../../src/engine/client/producer.js';
 import { eventually } from '../../helpers/eventually.js';
 import { startCluster } from '../client/cluster.js';
+import { closeOnsDefaultProducer, Ons, onsOptions } from '../../helpers/ali-ons.js';
 
-const require = createRequire(import.meta.url);
-
-interface OnsMessage {
-  msgId: string;
-  tags: string;
-  body: Buffer;
-}
-interface OnsClient {
-  ready(): Promise<void>;
-  close(): Promise<void>;
-  on(event: 'error', listener: (err: Error) => void): void;
-}
-interface OnsProducer extends OnsClient {
-  send(message: unknown): Promise<{ sendStatus: string; msgId: string }>;
-}
-interface OnsConsumer extends OnsClient {
-  subscribe(topic: string, expression: string, handler: (message: OnsMessage) => Promise<void>): void;
-}
-interface OnsModule {
-  Producer: new (options: Record<string, unknown>) => OnsProducer;
-  Consumer: new (options: Record<string, unknown>) => OnsConsumer;
-  Message: new (topic: string, tags: string, body: string) => unknown;
-}
-
-const Ons = require('ali-ons') as OnsModule;
-const OnsProducerClass = require('ali-ons/lib/producer/mq_producer') as { defaultProducer?: OnsClient };
 const TAGS = ['TagA', 'TagB', 'TagC', 'TagD', 'TagE'];
-
-/** Silences ali-ons' console logger; failures still reach the test through assertions. */
-const quietLogger = { info() {}, warn() {}, error() {}, debug() {} };
 
 describe('ali-ons against our NameServer and broker', () => {
   it('sends 1,000 tagged messages; one group gets them all, a tag-filtered group exactly its tag', async () => {
     const cluster = await startCluster();
-    const common = {
-      // ali-ons requires an HTTP client, used only to look up NameServers when nameSrv is not given.
-      httpclient: {},
-      nameSrv: cluster.namesrvAddress,
-      accessKeyId: 'dummy',
-      accessKeySecret: 'dummy',
-      logger: quietLogger,
-      // ali-ons' scheduled loops end only after their current sleep: keep every interval short so
-      // that the process can exit soon after close().
-      rebalanceInterval: 1000,
-      pollNameServerInteval: 1000,
-      heartbeatBrokerInterval: 1000,
-      persistConsumerOffsetInterval: 500,
-      brokerSuspendMaxTimeMillis: 2000,
-      consumerTimeoutMillisWhenSuspend: 5000,
-    };
+    const common = onsOptions(cluster.namesrvAddress);
     const producer = new Ons.Producer({ ...common, producerGroup: 'ons-producer' });
     const all = new Ons.Consumer({ ...common, consumerGroup: 'ons-all', instanceName: 'all' });
     const tagA = new Ons.Consumer({ ...common, consumerGroup: 'ons-tag-a', instanceName: 'tagA' });
@@ -102,7 +58,7 @@ describe('ali-ons against our NameServer and broker', () => {
       await producer.close();
       // A consumer's start creates a process-wide producer for sending messages back; it is never
       // closed by ali-ons itself and would keep the process alive.
-      await OnsProducerClass.defaultProducer?.close();
+      await closeOnsDefaultProducer();
       await cluster.close();
     }
     // Until the broker registers a group's retry topic (created on the first heartbeat) with the

@@ -7,49 +7,13 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { createRequire } from 'node:module';
 import { after, before, describe, it } from 'node:test';
 import { dlqTopicOf } from '../../../src/engine/common/topic.js';
 import { PullConsumer } from '../../../src/engine/client/pull-consumer.js';
 import { type ConsumeResult, PushConsumer } from '../../../src/engine/client/push-consumer.js';
 import { eventually } from '../../helpers/eventually.js';
+import { closeOnsDefaultProducer, Ons, type OnsConsumer, type OnsProducer, onsOptions } from '../../helpers/ali-ons.js';
 import { type SemanticsCluster, startSemanticsCluster } from '../client-semantics/harness.js';
-
-const require = createRequire(import.meta.url);
-
-interface OnsMessage {
-  msgId: string;
-  topic: string;
-  tags: string;
-  body: Buffer;
-  reconsumeTimes: number;
-  queueId: number;
-  properties: Record<string, string>;
-  delayTimeLevel: number;
-  shardingKey: string;
-}
-interface OnsClient {
-  ready(): Promise<void>;
-  close(): Promise<void>;
-  on(event: 'error', listener: (err: Error) => void): void;
-}
-interface OnsProducer extends OnsClient {
-  send(message: OnsMessage): Promise<{ sendStatus: string; msgId: string; messageQueue: { queueId: number | string } }>;
-}
-interface OnsConsumer extends OnsClient {
-  subscribe(topic: string, expression: string, handler: (message: OnsMessage) => Promise<void>): void;
-}
-interface OnsModule {
-  Producer: new (options: Record<string, unknown>) => OnsProducer;
-  Consumer: new (options: Record<string, unknown>) => OnsConsumer;
-  Message: new (topic: string, tags: string, body: string) => OnsMessage;
-}
-
-const Ons = require('ali-ons') as OnsModule;
-const OnsProducerClass = require('ali-ons/lib/producer/mq_producer') as { defaultProducer?: OnsClient };
-
-/** Silences ali-ons' console logger; failures still reach the test through assertions. */
-const quietLogger = { info() {}, warn() {}, error() {}, debug() {} };
 
 /** Level 2 and level 5 of TEST_DELAY_LEVELS (the harness's broker option). */
 const LEVEL_2_MS = 400;
@@ -75,22 +39,7 @@ describe('ali-ons with retries, delays and ordered sends', () => {
 
   before(async () => {
     cluster = await startSemanticsCluster();
-    common = {
-      // ali-ons requires an HTTP client, used only to look up NameServers when nameSrv is not given.
-      httpclient: {},
-      nameSrv: cluster.namesrvAddress,
-      accessKeyId: 'dummy',
-      accessKeySecret: 'dummy',
-      logger: quietLogger,
-      // ali-ons' scheduled loops end only after their current sleep: keep every interval short so
-      // that the process can exit soon after close().
-      rebalanceInterval: 1000,
-      pollNameServerInteval: 1000,
-      heartbeatBrokerInterval: 1000,
-      persistConsumerOffsetInterval: 500,
-      brokerSuspendMaxTimeMillis: 2000,
-      consumerTimeoutMillisWhenSuspend: 5000,
-    };
+    common = onsOptions(cluster.namesrvAddress);
     producer = new Ons.Producer({ ...common, producerGroup: 'ons-semantics-producer' });
     producer.on('error', (err) => errors.push(err));
     await producer.ready();
@@ -100,7 +49,7 @@ describe('ali-ons with retries, delays and ordered sends', () => {
     await producer.close();
     // A client's start creates a process-wide producer for sending messages back; ali-ons never
     // closes it and it would keep the process alive.
-    await OnsProducerClass.defaultProducer?.close();
+    await closeOnsDefaultProducer();
     await cluster.close();
     // Expected: the handler failures of the retry test, and the missing %RETRY% route a group
     // reports until the broker has registered its retry topic with the NameServer.

@@ -9,7 +9,6 @@
  * printed before the assertions so a failure shows every cell at once.
  */
 import assert from 'node:assert/strict';
-import { createRequire } from 'node:module';
 import { after, before, describe, it } from 'node:test';
 import amqp, { type ChannelModel, type ConsumeMessage } from 'amqplib';
 import mqtt, { type MqttClient } from 'mqtt';
@@ -20,43 +19,10 @@ import { createWebSocketHandler, type WebSocketHandler } from '../../../src/adap
 import { AdminClient, Producer, PushConsumer, type MessageExt } from '../../../src/engine/client/index.js';
 import { InProcessTransport } from '../../../src/engine/client/transport-in-process.js';
 import { eventually } from '../../helpers/eventually.js';
+import { closeOnsDefaultProducer, Ons, type OnsConsumer, onsOptions } from '../../helpers/ali-ons.js';
 import { startCluster, type TestCluster } from '../client/cluster.js';
 import { FAST_SERVER_OPTIONS } from '../mqtt/mqtt-harness.js';
 import { WsTestClient, type Frame } from '../websocket/ws-harness.js';
-
-const require = createRequire(import.meta.url);
-
-interface OnsMessage {
-  topic: string;
-  msgId: string;
-  tags: string;
-  keys: string | undefined;
-  body: Buffer;
-  properties: Record<string, string>;
-}
-interface OnsClient {
-  ready(): Promise<void>;
-  close(): Promise<void>;
-  on(event: 'error', listener: (err: Error) => void): void;
-}
-interface OnsProducer extends OnsClient {
-  send(message: unknown): Promise<{ sendStatus: string; msgId: string }>;
-}
-interface OnsConsumer extends OnsClient {
-  subscribe(topic: string, expression: string, handler: (message: OnsMessage) => Promise<void>): void;
-}
-interface OnsMessageObject {
-  keys: string[];
-  properties: Record<string, string>;
-}
-interface OnsModule {
-  Producer: new (options: Record<string, unknown>) => OnsProducer;
-  Consumer: new (options: Record<string, unknown>) => OnsConsumer;
-  Message: new (topic: string, tags: string, body: Buffer) => OnsMessageObject;
-}
-const Ons = require('ali-ons') as OnsModule;
-const OnsProducerClass = require('ali-ons/lib/producer/mq_producer') as { defaultProducer?: OnsClient };
-const quietLogger = { info() {}, warn() {}, error() {}, debug() {} };
 
 const KINDS = ['client', 'ons', 'mqtt', 'amqp', 'ws'] as const;
 type Kind = (typeof KINDS)[number];
@@ -136,7 +102,7 @@ describe('cross-protocol routing matrix', () => {
   after(async () => {
     // Clients first (reverse order of creation), then the servers, then the engine.
     for (const close of closers.reverse()) await close().catch(() => undefined);
-    await OnsProducerClass.defaultProducer?.close();
+    await closeOnsDefaultProducer();
     await http?.close();
     await wsHandler?.close();
     await amqpServer?.close();
@@ -192,19 +158,7 @@ describe('cross-protocol routing matrix', () => {
       closers.push(() => consumer.shutdown());
     }
 
-    const onsCommon = {
-      httpclient: {},
-      nameSrv: cluster.namesrvAddress,
-      accessKeyId: 'dummy',
-      accessKeySecret: 'dummy',
-      logger: quietLogger,
-      rebalanceInterval: 1000,
-      pollNameServerInteval: 1000,
-      heartbeatBrokerInterval: 1000,
-      persistConsumerOffsetInterval: 500,
-      brokerSuspendMaxTimeMillis: 2000,
-      consumerTimeoutMillisWhenSuspend: 5000,
-    };
+    const onsCommon = onsOptions(cluster.namesrvAddress);
     const onsConsumers: OnsConsumer[] = [];
     for (const colour of COLOURS) {
       const consumer = new Ons.Consumer({
