@@ -42,6 +42,11 @@ export interface ConnectionConfig {
 
 /** Publishes not yet stored by the engine, per connection, before the socket stops being read. */
 const MAX_STORES_IN_FLIGHT = 5000;
+/**
+ * Frames written in one turn go out in one socket write at the end of the turn (a syscall per
+ * delivery or confirm was the largest cost of consuming); past this many bytes they go at once.
+ */
+const FLUSH_AT_BYTES = 256 * 1024;
 
 type State = 'header' | 'start-ok' | 'tune-ok' | 'open-wait' | 'open' | 'closing' | 'closed';
 
@@ -71,6 +76,9 @@ export class AmqpConnection implements FrameHandler, ChannelHost {
   private cleanedUp = false;
   private storesInFlight = 0;
   private readingPaused = false;
+  private pendingFrames: Buffer[] = [];
+  private pendingBytes = 0;
+  private flushScheduled = false;
   username = '';
 
   constructor(
@@ -115,16 +123,37 @@ export class AmqpConnection implements FrameHandler, ChannelHost {
     return this.closedPromise;
   }
 
+  /** Queues frames for this turn's socket write (see FLUSH_AT_BYTES); order is kept. */
   write(frames: readonly Buffer[]): void {
     if (this.state === 'closed' || this.socket.destroyed) return;
     this.sentSinceTick = true;
-    if (frames.length === 1) {
-      this.socket.write(frames[0] as Buffer);
-      return;
+    for (const frame of frames) {
+      this.pendingFrames.push(frame);
+      this.pendingBytes += frame.length;
     }
-    this.socket.cork();
-    for (const frame of frames) this.socket.write(frame);
-    this.socket.uncork();
+    if (this.pendingBytes >= FLUSH_AT_BYTES) {
+      this.flushFrames();
+    } else if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => this.flushFrames());
+    }
+  }
+
+  private flushFrames(): void {
+    this.flushScheduled = false;
+    if (this.pendingFrames.length === 0) return;
+    const frames = this.pendingFrames;
+    this.pendingFrames = [];
+    this.pendingBytes = 0;
+    if (this.socket.destroyed) return;
+    this.socket.write(frames.length === 1 ? (frames[0] as Buffer) : Buffer.concat(frames));
+  }
+
+  /** Ends the socket after the frames still queued (a close method is usually among them). */
+  private endSocket(last?: Buffer): void {
+    this.flushFrames();
+    if (last === undefined) this.socket.end();
+    else this.socket.end(last);
   }
 
   storeStarted(): void {
@@ -165,7 +194,7 @@ export class AmqpConnection implements FrameHandler, ChannelHost {
     this.channels.clear();
     this.write([encodeMethodFrame(0, { name: 'connection.close', replyCode, replyText, classId, methodId })]);
     if (beforeTune) {
-      this.socket.end();
+      this.endSocket();
       return;
     }
     if (this.closeTimer !== undefined) clearTimeout(this.closeTimer);
@@ -182,7 +211,7 @@ export class AmqpConnection implements FrameHandler, ChannelHost {
     } catch (err) {
       if (err instanceof ProtocolHeaderMismatchError) {
         log.info({ connection: this.id, received: err.received.toString('hex') }, 'wrong protocol header');
-        this.socket.end(err.reply);
+        this.endSocket(err.reply);
         this.state = 'closed';
         return;
       }
@@ -191,7 +220,7 @@ export class AmqpConnection implements FrameHandler, ChannelHost {
       // Its close-ok could not be read either, so end the socket once the close is written.
       if (err instanceof AmqpProtocolError && err.replyCode === ReplyCode.FrameError) {
         this.socket.pause();
-        this.socket.end();
+        this.endSocket();
       }
     }
   }
@@ -297,10 +326,10 @@ export class AmqpConnection implements FrameHandler, ChannelHost {
     } catch {
       return;
     }
-    if (method.name === 'connection.close-ok') this.socket.end();
+    if (method.name === 'connection.close-ok') this.endSocket();
     else if (method.name === 'connection.close') {
       this.write([encodeMethodFrame(0, { name: 'connection.close-ok' })]);
-      this.socket.end();
+      this.endSocket();
     }
   }
 
@@ -338,7 +367,7 @@ export class AmqpConnection implements FrameHandler, ChannelHost {
       for (const channel of this.channels.values()) channel.teardown();
       this.channels.clear();
       this.write([encodeMethodFrame(0, { name: 'connection.close-ok' })]);
-      this.socket.end();
+      this.endSocket();
       return;
     }
     if (method.name === 'connection.blocked' || method.name === 'connection.unblocked') return;

@@ -11,6 +11,11 @@
  * out (leaseMs) before redelivery. A new binding starts at the topic's current end: the group's
  * offsets are committed at the end before the binding is answered, and topics that do not exist
  * yet are read from their first message (consumeFromWhere FIRST_OFFSET).
+ *
+ * Throughput: acks of one turn go to the broker together as one BATCH_ACK_MESSAGE per topic (the
+ * broker journals them in one record before answering, so an acked message stays acked across a
+ * restart); while pops come back full, up to FETCHES_IN_FLIGHT receives run at once so a prefetch
+ * of hundreds is kept fed 32 messages (one pop) at a time.
  */
 import { PullConsumer, type ReceivedMessage, SimpleConsumer, type Transport } from '../../engine/client/index.js';
 import { ErrorCode, isRbError } from '../../engine/common/errors.js';
@@ -39,9 +44,14 @@ interface TopicLoop {
   active: boolean;
   fetcher: SimpleConsumer;
   drainer: SimpleConsumer;
-  wake: (() => void) | undefined;
-  /** The fetcher's receive in flight, so stop can wait for what it leases. */
-  current: Promise<unknown> | undefined;
+  /** Wakes the fetch workers sleeping after a failed receive or waiting for a backlog. */
+  readonly wakers: Set<() => void>;
+  /** The fetcher's receives in flight, so stop can wait for what they lease. */
+  readonly current: Set<Promise<unknown>>;
+  /** Messages asked for by those receives, counted against readyLimit. */
+  reserved: number;
+  /** The last receive came back full: more are waiting, so the extra fetch workers run. */
+  backlog: boolean;
 }
 
 interface Entry extends QueueMessage {
@@ -51,6 +61,11 @@ interface Entry extends QueueMessage {
 }
 
 const BATCH = 32;
+/**
+ * Receives in flight per topic: one pop carries at most 32 messages (RocketMQ's limit), so a
+ * prefetch of hundreds needs several pops under way to keep consumers fed.
+ */
+const FETCHES_IN_FLIGHT = 4;
 
 export class PopQueueBackend implements QueueBackend {
   private readonly topics = new Map<string, TopicLoop>();
@@ -71,6 +86,9 @@ export class PopQueueBackend implements QueueBackend {
   private demandWaiters: (() => void)[] = [];
   private readonly sleepers = new Set<{ timer: NodeJS.Timeout; resolve: () => void }>();
   private readonly settling = new Set<Promise<void>>();
+  /** Acks of this turn, sent together (BATCH_ACK_MESSAGE per fetcher) once the turn ends. */
+  private pendingAcks: Entry[] = [];
+  private ackFlushScheduled = false;
 
   constructor(private readonly options: PopQueueBackendOptions) {
     this.readyLimit = options.readyLimit ?? 1000;
@@ -101,7 +119,7 @@ export class PopQueueBackend implements QueueBackend {
       if (topics.has(topic)) continue;
       this.topics.delete(topic);
       loop.active = false;
-      loop.wake?.();
+      wakeLoop(loop);
       for (const wake of this.demandWaiters.splice(0)) wake();
       for (let i = this.ready.length - 1; i >= 0; i--) {
         const entry = this.ready[i] as Entry;
@@ -199,7 +217,8 @@ export class PopQueueBackend implements QueueBackend {
   }
 
   topicWritten(topic: string): void {
-    this.topics.get(topic)?.wake?.();
+    const loop = this.topics.get(topic);
+    if (loop !== undefined) wakeLoop(loop);
   }
 
   async stop(): Promise<void> {
@@ -218,15 +237,16 @@ export class PopQueueBackend implements QueueBackend {
     // Hand every held lease back, so a restart (or another gateway) gets them at once.
     const held = [...this.ready.splice(0, this.ready.length), ...this.unacked.values()];
     this.unacked.clear();
+    this.flushAcks();
     await Promise.allSettled(held.map((entry) => this.settleWithBroker(entry, 'return')));
     const loops = [...this.topics.values()];
     this.topics.clear();
     for (const loop of loops) {
       loop.active = false;
-      loop.wake?.();
+      wakeLoop(loop);
     }
     // A long poll in flight may still lease messages: wait for it, hand those back too.
-    await Promise.allSettled(loops.map((loop) => loop.current));
+    await Promise.allSettled(loops.flatMap((loop) => [...loop.current]));
     await Promise.allSettled([...this.settling]);
     await Promise.allSettled(loops.flatMap((loop) => [loop.fetcher.shutdown(), loop.drainer.shutdown()]));
     await this.offsets.shutdown();
@@ -246,11 +266,56 @@ export class PopQueueBackend implements QueueBackend {
 
   /** Ack (drop) or end the lease (return) in the broker, after any renewal in flight. */
   private release(entry: Entry, how: 'drop' | 'return'): void {
-    const settling = this.settleWithBroker(entry, how).catch((err: unknown) =>
+    if (how === 'drop' && entry.renewing === undefined) {
+      // Coalesced: an AMQP client acks message by message (or `multiple`), many in one socket read.
+      this.pendingAcks.push(entry);
+      if (!this.ackFlushScheduled) {
+        this.ackFlushScheduled = true;
+        setImmediate(() => this.flushAcks());
+      }
+      return;
+    }
+    this.track(this.settleWithBroker(entry, how), how);
+  }
+
+  private track(work: Promise<void>, how: 'drop' | 'return'): void {
+    const settling = work.catch((err: unknown) =>
       log.warn({ err, group: this.options.group, how }, 'could not settle a message with the broker'),
     );
     this.settling.add(settling);
     void settling.finally(() => this.settling.delete(settling));
+  }
+
+  /** Sends this turn's acks: one batch per topic loop (its fetcher holds the leases). */
+  private flushAcks(): void {
+    this.ackFlushScheduled = false;
+    const entries = this.pendingAcks;
+    if (entries.length === 0) return;
+    this.pendingAcks = [];
+    const byLoop = new Map<TopicLoop, Entry[]>();
+    for (const entry of entries) {
+      const list = byLoop.get(entry.loop);
+      if (list === undefined) byLoop.set(entry.loop, [entry]);
+      else list.push(entry);
+    }
+    for (const [loop, list] of byLoop) {
+      this.track(
+        loop.fetcher.ackMany(list.map((entry) => entry.message)).then(
+          (acked) => {
+            // The broker skips leases it no longer holds (run out and revived): those come back.
+            if (acked < list.length) {
+              log.warn({ group: this.options.group, asked: list.length, acked }, 'some acks found no lease');
+            }
+          },
+          // A broker without BATCH_ACK_MESSAGE: one ACK_MESSAGE each.
+          async (err: unknown) => {
+            log.debug({ err, group: this.options.group }, 'batch ack failed; acking one by one');
+            await Promise.all(list.map((entry) => this.settleWithBroker(entry, 'drop')));
+          },
+        ),
+        'drop',
+      );
+    }
   }
 
   private async settleWithBroker(entry: Entry, how: 'drop' | 'return'): Promise<void> {
@@ -292,13 +357,15 @@ export class PopQueueBackend implements QueueBackend {
       active: true,
       fetcher: this.newConsumer(topic, this.pollMs),
       drainer: this.newConsumer(topic, 0),
-      wake: undefined,
-      current: undefined,
+      wakers: new Set(),
+      current: new Set(),
+      reserved: 0,
+      backlog: false,
     };
     this.topics.set(topic, loop);
     await loop.fetcher.start();
     await loop.drainer.start();
-    void this.fetchLoop(loop);
+    for (let worker = 0; worker < FETCHES_IN_FLIGHT; worker++) void this.fetchLoop(loop, worker);
   }
 
   /** Moves the group to the end of each queue of an existing topic. */
@@ -336,9 +403,23 @@ export class PopQueueBackend implements QueueBackend {
     return added;
   }
 
-  private async fetchLoop(loop: TopicLoop): Promise<void> {
+  /**
+   * Worker 0 always receives (long polling when idle); the others only while there is a backlog, so
+   * an idle queue has one pop waiting in the broker rather than one per worker.
+   */
+  private async fetchLoop(loop: TopicLoop, worker: number): Promise<void> {
     for (let round = 0; loop.active && this.running && round < Number.MAX_SAFE_INTEGER; round++) {
-      if (this.ready.length >= this.readyLimit) {
+      if (worker > 0 && !loop.backlog) {
+        await new Promise<void>((resolve) => {
+          const done = (): void => {
+            loop.wakers.delete(done);
+            resolve();
+          };
+          loop.wakers.add(done);
+        });
+        continue;
+      }
+      if (this.ready.length + loop.reserved >= this.readyLimit) {
         await new Promise<void>((resolve) => this.drainWaiters.push(resolve));
         continue;
       }
@@ -347,10 +428,19 @@ export class PopQueueBackend implements QueueBackend {
         continue;
       }
       try {
-        const room = Math.min(BATCH, this.readyLimit - this.ready.length);
-        const receiving = loop.fetcher.receive(Math.max(1, room));
-        loop.current = receiving;
-        this.take(loop, await receiving);
+        const room = Math.max(1, Math.min(BATCH, this.readyLimit - this.ready.length - loop.reserved));
+        const receiving = loop.fetcher.receive(room);
+        loop.current.add(receiving);
+        loop.reserved += room;
+        try {
+          const got = await receiving;
+          this.take(loop, got);
+          loop.backlog = got.length >= room;
+          if (loop.backlog) wakeLoop(loop);
+        } finally {
+          loop.current.delete(receiving);
+          loop.reserved -= room;
+        }
       } catch (err) {
         if (!loop.active || !this.running) return;
         if (!isRbError(err, ErrorCode.NoRoute)) {
@@ -388,16 +478,17 @@ export class PopQueueBackend implements QueueBackend {
       const done = (): void => {
         clearTimeout(sleeper.timer);
         this.sleepers.delete(sleeper);
-        loop.wake = undefined;
+        loop.wakers.delete(done);
         resolve();
       };
       this.sleepers.add(sleeper);
-      loop.wake = done;
+      loop.wakers.add(done);
     });
   }
 
   private async closeLoopLater(loop: TopicLoop): Promise<void> {
-    await Promise.allSettled([loop.current]);
+    await Promise.allSettled([...loop.current]);
+    this.flushAcks();
     // Deliveries of this topic still unacked settle through its fetcher: keep it until they are done.
     for (
       let waits = 0;
@@ -417,4 +508,8 @@ export class PopQueueBackend implements QueueBackend {
     await Promise.allSettled([...this.settling]);
     await Promise.allSettled([loop.fetcher.shutdown(), loop.drainer.shutdown()]);
   }
+}
+
+function wakeLoop(loop: TopicLoop): void {
+  for (const wake of [...loop.wakers]) wake();
 }

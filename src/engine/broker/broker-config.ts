@@ -63,7 +63,42 @@ export interface BrokerConfig {
   transactionCheckMax: number;
   /** The pop state journal is compacted into its snapshot once it grows past this many bytes. */
   popJournalMaxBytes: number;
+  /**
+   * RocketMQ brokerRole. ASYNC_MASTER answers sends once stored locally; SYNC_MASTER once a slave has
+   * the bytes too (SLAVE_NOT_AVAILABLE / FLUSH_SLAVE_TIMEOUT otherwise). A broker with brokerId > 0 is
+   * a SLAVE whatever this says.
+   */
+  brokerRole: BrokerRole;
+  /** HA port the master listens on for slaves; undefined = remoting port + 1 (RocketMQ 10912); 0 picks one. */
+  haPort?: number;
+  /** Slave: the master's HA address "host:port"; undefined = learned from the NameServer registration. */
+  haMasterAddress?: string;
+  /** Slave: the master's remoting address (offset sync); undefined = learned from the NameServer. */
+  haMasterBrokerAddress?: string;
+  /** Slave reports its offset, and an idle master sends an empty frame, this often (RocketMQ 5 s). */
+  haHeartbeatIntervalMs: number;
+  /** An HA connection silent for this long is closed (RocketMQ haHousekeepingInterval 20 s). */
+  haHousekeepingMs: number;
+  /** A slave reconnects to its master after this. */
+  haReconnectIntervalMs: number;
+  /** Most CommitLog bytes in one HA frame (RocketMQ haTransferBatchSize 32 KiB). */
+  haTransferBatchBytes: number;
+  /** A slave closes a connection whose frame announces more than this. */
+  haMaxFrameBytes: number;
+  /** A sync master counts a slave this far behind as unavailable (RocketMQ haMaxGapNotInSync 256 MiB). */
+  haMaxGapNotInSyncBytes: number;
+  /** A sync master answers FLUSH_SLAVE_TIMEOUT when no slave has a record after this (RocketMQ 5 s). */
+  syncSlaveTimeoutMs: number;
+  /** Slave: how often consumer offsets are fetched from the master (RocketMQ SlaveSynchronize, 10 s). */
+  slaveSyncIntervalMs: number;
   store: MessageStoreConfig;
+}
+
+export type BrokerRole = 'ASYNC_MASTER' | 'SYNC_MASTER' | 'SLAVE';
+
+/** The role in effect: brokerId > 0 makes a slave. */
+export function effectiveBrokerRole(config: BrokerConfig): BrokerRole {
+  return config.brokerId > 0 ? 'SLAVE' : config.brokerRole;
 }
 
 /** RocketMQ's default delay levels 1..18. */
@@ -119,6 +154,15 @@ export function defaultBrokerConfig(dataDir: string, overrides: Partial<BrokerCo
     transactionTimeoutMs: 6000,
     transactionCheckMax: 15,
     popJournalMaxBytes: 16 * 1024 * 1024,
+    brokerRole: 'ASYNC_MASTER',
+    haHeartbeatIntervalMs: 5000,
+    haHousekeepingMs: 20_000,
+    haReconnectIntervalMs: 5000,
+    haTransferBatchBytes: 32 * 1024,
+    haMaxFrameBytes: 16 * 1024 * 1024,
+    haMaxGapNotInSyncBytes: 256 * 1024 * 1024,
+    syncSlaveTimeoutMs: 5000,
+    slaveSyncIntervalMs: 10_000,
     store: { ...defaultMessageStoreConfig, storePath: dataDir },
     ...overrides,
   };
@@ -133,6 +177,11 @@ export function testBrokerConfig(dir: string, overrides: Partial<BrokerConfig> =
     consumerOffsetPersistIntervalMs: 200,
     longPollingCheckIntervalMs: 1000,
     clientChannelScanIntervalMs: 1000,
+    haHeartbeatIntervalMs: 200,
+    haHousekeepingMs: 3000,
+    haReconnectIntervalMs: 200,
+    syncSlaveTimeoutMs: 2000,
+    slaveSyncIntervalMs: 200,
     store: testMessageStoreConfig(dir),
     ...overrides,
   });
@@ -174,6 +223,14 @@ export function validateBrokerConfig(config: BrokerConfig): void {
     'rebalanceLockMaxLiveTimeMs',
     'transactionCheckIntervalMs',
     'popJournalMaxBytes',
+    'haHeartbeatIntervalMs',
+    'haHousekeepingMs',
+    'haReconnectIntervalMs',
+    'haTransferBatchBytes',
+    'haMaxFrameBytes',
+    'haMaxGapNotInSyncBytes',
+    'syncSlaveTimeoutMs',
+    'slaveSyncIntervalMs',
   ];
   for (const name of positive) {
     const value = config[name];
@@ -189,6 +246,17 @@ export function validateBrokerConfig(config: BrokerConfig): void {
   }
   if (!Number.isInteger(config.transactionCheckMax) || config.transactionCheckMax < 0) {
     problems.push('transactionCheckMax must be an integer >= 0');
+  }
+  if (!['ASYNC_MASTER', 'SYNC_MASTER', 'SLAVE'].includes(config.brokerRole)) {
+    problems.push('brokerRole must be ASYNC_MASTER, SYNC_MASTER or SLAVE');
+  }
+  if (config.brokerRole === 'SLAVE' && config.brokerId === 0) problems.push('a SLAVE needs a brokerId > 0');
+  if (config.haPort !== undefined && (!Number.isInteger(config.haPort) || config.haPort < 0 || config.haPort > 65535)) {
+    problems.push('haPort must be 0..65535');
+  }
+  for (const address of [config.haMasterAddress, config.haMasterBrokerAddress]) {
+    if (address !== undefined && !/^.+:\d{1,5}$/.test(address))
+      problems.push(`master address "${address}" is not host:port`);
   }
   try {
     parseDelayLevels(config.messageDelayLevel);

@@ -29,6 +29,8 @@ import { ConsumerManager } from './consumer-manager.js';
 import { ConsumerOffsetManager } from './consumer-offset-manager.js';
 import { ConsumerSendBackProcessor } from './consumer-send-back-processor.js';
 import { EndTransactionProcessor } from './end-transaction-processor.js';
+import { HaService } from './ha/ha-service.js';
+import { GET_ALL_CONSUMER_OFFSET } from './ha/slave-synchronize.js';
 import { LockBatchProcessor } from './lock-batch-processor.js';
 import { NameServerRegistration } from './namesrv-registration.js';
 import { PopMessageProcessor } from './pop-message-processor.js';
@@ -77,6 +79,8 @@ export class Broker {
   private readonly locks: RebalanceLockManager;
   private popProcessor: PopMessageProcessor | undefined;
   private readonly registration: NameServerRegistration;
+  /** Replication: master HA port and sync waits, or slave replication and offset sync. */
+  readonly ha: HaService;
   private readonly counters: BrokerCounters = { putMessages: 0, getMessages: 0, sendFailures: 0 };
   private readonly watchedChannels = new Set<string>();
   private messageStore: MessageStore | undefined;
@@ -102,6 +106,13 @@ export class Broker {
     });
     this.offsets = new ConsumerOffsetManager(configDir);
     this.consumers = new ConsumerManager((group, members) => this.notifyConsumerIdsChanged(group, members));
+    this.ha = new HaService({
+      config,
+      store: () => this.store,
+      client: this.client,
+      offsets: this.offsets,
+      topics: this.topics,
+    });
     this.holdService = new PullRequestHoldService(
       (topic, queueId) => this.store.getMaxOffsetInQueue(topic, queueId),
       config.longPollingCheckIntervalMs,
@@ -115,10 +126,11 @@ export class Broker {
         clusterName: config.clusterName,
         brokerId: config.brokerId,
         brokerAddr: this.address,
-        haServerAddr: formatHostAddress({ host: config.announceHost, port: this.port + 1 }),
+        haServerAddr: this.ha.haServerAddress(config.announceHost, this.port),
       }),
       () => this.topics.serializeWrapper(),
       config.registerTimeoutMs,
+      (extFields) => this.ha.onRegistered(extFields),
     );
     const storeOf = (): MessageStore => this.store;
     this.schedule = new ScheduleMessageService(storeOf, configDir, parseDelayLevels(config.messageDelayLevel));
@@ -198,11 +210,16 @@ export class Broker {
     }
     this.messageStore = store;
     try {
+      await this.ha.start();
       this.pops.start();
-      this.transactions.start();
-      this.timer.start();
-      this.schedule.start();
+      // A slave's store takes no local writes: delays, timers and transaction checks run on the master.
+      if (!this.ha.isSlave) {
+        this.transactions.start();
+        this.timer.start();
+        this.schedule.start();
+      }
     } catch (err) {
+      await this.ha.shutdown();
       await this.stopSemanticServices();
       await store.shutdown();
       await this.server.close();
@@ -237,6 +254,7 @@ export class Broker {
     await this.registration.idle();
     if (this.config.namesrvAddresses.length > 0) await this.registration.unregisterAll();
     await this.server.close();
+    await this.ha.shutdown();
     await this.client.close();
     await this.stopSemanticServices();
     this.offsets.shutdown();
@@ -285,6 +303,7 @@ export class Broker {
       schedule: this.schedule,
       timer: this.timer,
       transactions: this.transactions,
+      replication: this.ha,
     });
     const pop = new PopMessageProcessor(ctx, this.pops);
     this.popProcessor = pop;
@@ -322,6 +341,7 @@ export class Broker {
       [POP_MESSAGE_SHORT_CODE, (r, c) => pop.pop(r, c)],
       [RequestCode.AckMessage, (r) => pop.ack(r)],
       [ACK_MESSAGE_SHORT_CODE, (r) => pop.ack(r)],
+      [RequestCode.BatchAckMessage, (r) => pop.batchAck(r)],
       [RequestCode.ChangeMessageInvisibleTime, (r) => pop.changeInvisibleTime(r)],
       [CHANGE_INVISIBLE_TIME_SHORT_CODE, (r) => pop.changeInvisibleTime(r)],
       [RequestCode.EndTransaction, (r, c) => endTransaction.process(r, c)],
@@ -329,6 +349,7 @@ export class Broker {
       [RequestCode.UnlockBatchMq, (r) => lockBatch.unlock(r)],
       [RequestCode.GetConsumeStats, (r) => control.consumeStats(r)],
       [RequestCode.InvokeBrokerToResetOffset, (r) => control.resetOffset(r)],
+      [GET_ALL_CONSUMER_OFFSET, (r) => this.ha.answerAllOffsets(r)],
     ];
     for (const [code, handler] of handlers) this.registry.register(code, (r, c) => this.guarded(handler, r, c));
   }

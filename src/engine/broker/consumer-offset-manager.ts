@@ -91,8 +91,13 @@ export class ConsumerOffsetManager {
 
   persist(): void {
     this.dirty = false;
+    writeFileAtomic(this.path, JSON.stringify({ offsetTable: this.offsetTable() }, null, 2));
+  }
+
+  /** The whole table in consumerOffset.json's shape (GET_ALL_CONSUMER_OFFSET, slave sync). */
+  offsetTable(): Record<string, Record<string, number>> {
     const offsetTable: Record<string, Record<string, number>> = {};
     for (const [key, offsets] of this.table) offsetTable[key] = Object.fromEntries(offsets);
-    writeFileAtomic(this.path, JSON.stringify({ offsetTable }, null, 2));
+    return offsetTable;
   }
 }

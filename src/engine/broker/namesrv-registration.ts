@@ -39,6 +39,8 @@ export class NameServerRegistration {
     private readonly identity: () => BrokerIdentity,
     private readonly topics: () => TopicConfigSerializeWrapper,
     private readonly timeoutMs: number,
+    /** Sees each successful answer (a slave learns its master's addresses from masterAddr/haServerAddr). */
+    private readonly onRegistered?: (extFields: Readonly<Record<string, string>>) => void,
   ) {}
 
   /** Registers with every NameServer; resolves when this (or a coalesced) round has finished. */
@@ -108,6 +110,8 @@ export class NameServerRegistration {
               { namesrv: address, code: response.code, remark: response.remark },
               'NameServer refused registration',
             );
+          } else {
+            this.onRegistered?.(response.extFields);
           }
         } catch (err) {
           log.warn({ namesrv: address, reason: reasonOf(err) }, 'registering with NameServer failed');

@@ -1,14 +1,19 @@
 /**
- * POP_MESSAGE (200050), ACK_MESSAGE (200051) and CHANGE_MESSAGE_INVISIBLETIME (200053), after
- * RocketMQ's PopMessageProcessor, AckMessageProcessor and ChangeInvisibleTimeProcessor, over the
- * PopService's state. A pop that finds nothing waits up to its pollTime for an arrival on the topic
+ * POP_MESSAGE (200050), ACK_MESSAGE (200051), BATCH_ACK_MESSAGE (200151) and
+ * CHANGE_MESSAGE_INVISIBLETIME (200053), after RocketMQ's PopMessageProcessor, AckMessageProcessor
+ * and ChangeInvisibleTimeProcessor, over the PopService's state. A batch ack's body is RocketMQ's
+ * BatchAckMessageRequestBody `{"brokerName", "acks": [BatchAck]}`, a BatchAck being
+ * `{c: group, t: topic, r: "1" for the group's pop retry topic, so: startOffset, q: queueId,
+ * rq: reviveQid, pt: popTime, it: invisibleTime, b: base64 of java.util.BitSet.toByteArray()}` where
+ * bit i names queue offset so + i; like RocketMQ it answers SUCCESS and skips leases it does not hold
+ * (we add `ackedNum`, how many leases ended). A pop that finds nothing waits up to its pollTime for an arrival on the topic
  * or the group's pop retry topic (the store's arrival listener, as pull long polling does).
  * The receipt handle (extraInfo) is ExtraInfoUtil's:
  * `ckStartOffset popTime invisibleTime reviveQid t brokerName queueId queueOffset` (t: 1 = retry topic);
  * ack and change check its popTime against the lease, so an old handle stops working.
  */
 import { parseTagExpression } from '../common/tag-expression.js';
-import { topicNameProblem } from '../common/topic.js';
+import { RETRY_GROUP_TOPIC_PREFIX, topicNameProblem } from '../common/topic.js';
 import type { RemotingChannel } from '../remoting/channel.js';
 import { ResponseCode } from '../remoting/codes.js';
 import { createResponse, type RemotingCommand } from '../remoting/command.js';
@@ -16,9 +21,83 @@ import type { BrokerContext } from './broker-context.js';
 import type { PopResult, PopService } from './pop-service.js';
 import { RequestError } from './request-error.js';
 import { HeaderReader, stringFields } from './request-header.js';
+import { parseLenientJson } from './lenient-json.js';
 import { checkSubscription } from './subscription-check.js';
 import { popRetryTopicOf } from './system-message.js';
 import { isReadable } from './topic-config-manager.js';
+
+/** Bounds on one batch ack: BatchAck entries, and bitset bytes per entry (8 offsets a byte). */
+const MAX_BATCH_ACKS = 1024;
+const MAX_BITSET_BYTES = 8192;
+
+/** One BatchAck of a BATCH_ACK_MESSAGE body, decoded. */
+export interface BatchAckEntry {
+  group: string;
+  topic: string;
+  retry: boolean;
+  queueId: number;
+  popTime: number;
+  queueOffsets: number[];
+}
+
+function badBatch(message: string): RequestError {
+  return new RequestError(ResponseCode.SystemError, `bad batch ack body: ${message}`);
+}
+
+function field(entry: Record<string, unknown>, short: string, long: string): unknown {
+  return entry[short] ?? entry[long];
+}
+
+function integerField(entry: Record<string, unknown>, short: string, long: string): number {
+  const raw = field(entry, short, long);
+  const value = typeof raw === 'string' ? Number(raw) : raw;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value)) throw badBatch(`${short} is not an integer`);
+  return value;
+}
+
+/** Decodes a BatchAckMessageRequestBody (see the module comment); throws RequestError on bad input. */
+export function parseBatchAckBody(body: Buffer | undefined): BatchAckEntry[] {
+  if (body === undefined || body.length === 0) return [];
+  let raw: unknown;
+  try {
+    raw = parseLenientJson(body.toString('utf8'));
+  } catch {
+    throw badBatch('not JSON');
+  }
+  if (typeof raw !== 'object' || raw === null) throw badBatch('not an object');
+  const acks = (raw as Record<string, unknown>)['acks'];
+  if (acks === undefined || acks === null) return [];
+  if (!Array.isArray(acks)) throw badBatch('acks is not a list');
+  if (acks.length > MAX_BATCH_ACKS) throw badBatch(`more than ${MAX_BATCH_ACKS} acks`);
+  return acks.map((item: unknown) => {
+    if (typeof item !== 'object' || item === null) throw badBatch('an ack is not an object');
+    const entry = item as Record<string, unknown>;
+    const group = field(entry, 'c', 'consumerGroup');
+    const topic = field(entry, 't', 'topic');
+    const bits = field(entry, 'b', 'bitSet');
+    if (typeof group !== 'string' || group.trim().length === 0) throw badBatch('c (consumerGroup) missing');
+    if (typeof topic !== 'string' || topic.length === 0) throw badBatch('t (topic) missing');
+    if (typeof bits !== 'string') throw badBatch('b (bitSet) is not a base64 string');
+    const bytes = Buffer.from(bits, 'base64');
+    if (bytes.length > MAX_BITSET_BYTES) throw badBatch(`bitset longer than ${MAX_BITSET_BYTES} bytes`);
+    const startOffset = integerField(entry, 'so', 'startOffset');
+    const queueOffsets: number[] = [];
+    for (let byte = 0; byte < bytes.length; byte++) {
+      const value = bytes[byte] as number;
+      if (value === 0) continue;
+      for (let bit = 0; bit < 8; bit++) if ((value & (1 << bit)) !== 0) queueOffsets.push(startOffset + byte * 8 + bit);
+    }
+    const retry = field(entry, 'r', 'retry');
+    return {
+      group,
+      topic,
+      retry: retry === '1' || retry === 1 || retry === true,
+      queueId: integerField(entry, 'q', 'queueId'),
+      popTime: integerField(entry, 'pt', 'popTime'),
+      queueOffsets,
+    };
+  });
+}
 
 /** RocketMQ's limit on messages per pop. */
 const MAX_POP_MESSAGES = 32;
@@ -148,6 +227,20 @@ export class PopMessageProcessor {
       );
     }
     return createResponse(request, ResponseCode.Success);
+  }
+
+  /** BATCH_ACK_MESSAGE: ends every lease the body names; the ones not held are skipped. */
+  batchAck(request: RemotingCommand): RemotingCommand {
+    let acked = 0;
+    for (const entry of parseBatchAckBody(request.body)) {
+      const topic =
+        entry.retry && !entry.topic.startsWith(RETRY_GROUP_TOPIC_PREFIX)
+          ? popRetryTopicOf(entry.group, entry.topic)
+          : entry.topic;
+      const acks = entry.queueOffsets.map((queueOffset) => ({ queueOffset, popTime: entry.popTime }));
+      acked += this.pops.ackMany(entry.group, topic, entry.queueId, acks);
+    }
+    return createResponse(request, ResponseCode.Success, undefined, stringFields({ ackedNum: acked }));
   }
 
   changeInvisibleTime(request: RemotingCommand): RemotingCommand {

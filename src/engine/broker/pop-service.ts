@@ -62,6 +62,7 @@ type JournalRecord =
   | { s: number; k: 'next' | 'reset'; g: string; t: string; q: number; n: number }
   | { s: number; k: 'pop'; g: string; t: string; q: number; n: number; p: number; i: number; o: number[]; c: number[] }
   | { s: number; k: 'ack'; g: string; t: string; q: number; o: number }
+  | { s: number; k: 'acks'; g: string; t: string; q: number; o: number[] }
   | { s: number; k: 'chg'; g: string; t: string; q: number; o: number; p: number; i: number };
 
 type Change = JournalRecord extends infer R ? (R extends { s: number } ? Omit<R, 's'> : never) : never;
@@ -248,6 +249,30 @@ export class PopService {
   }
 
   /**
+   * Ends every lease of one queue that `acks` names with its current pop time, in one journal
+   * record (BATCH_ACK_MESSAGE); unknown, stale or reviving ones are skipped. Returns how many ended.
+   */
+  ackMany(
+    group: string,
+    topic: string,
+    queueId: number,
+    acks: readonly { queueOffset: number; popTime: number }[],
+  ): number {
+    const state = this.states.get(keyOf(group, topic, queueId));
+    if (state === undefined) return 0;
+    const ended = new Set<number>();
+    for (const { queueOffset, popTime } of acks) {
+      const lease = state.leases.get(queueOffset);
+      if (lease === undefined || lease.popTime !== popTime || lease.reviving) continue;
+      ended.add(queueOffset);
+    }
+    if (ended.size === 0) return 0;
+    this.record({ k: 'acks', g: group, t: topic, q: queueId, o: [...ended] });
+    this.commitLowest(state, Math.min(...ended));
+    return ended.size;
+  }
+
+  /**
    * Gives the lease a new deadline `invisibleTimeMs` from now and a new pop time (the old receipt
    * handle stops working); undefined when the handle is unknown, stale or being revived.
    */
@@ -413,6 +438,9 @@ export class PopService {
         break;
       case 'ack':
         state.leases.delete(record.o);
+        break;
+      case 'acks':
+        for (const queueOffset of record.o) state.leases.delete(queueOffset);
         break;
       case 'chg': {
         const lease = state.leases.get(record.o);

@@ -180,6 +180,8 @@ export interface SendDiversions {
   readonly schedule: ScheduleMessageService;
   readonly timer: TimerMessageService;
   readonly transactions: TransactionService;
+  /** SYNC_MASTER: the code to answer a stored send with once slaves have (or have not) its bytes. */
+  readonly replication?: { readonly syncReplication: boolean; awaitReplication(endOffset: number): Promise<number> };
 }
 
 export class SendMessageProcessor {
@@ -265,7 +267,11 @@ export class SendMessageProcessor {
       const messages = batch.map((entry, i) => toStore(entry.flag, entry.body, decoded[i] ?? {}));
       result = await this.ctx.store.putMessages(messages);
     }
-    return this.answer(request, result, queueId, extraFields);
+    let replicationCode: number | undefined;
+    if (result.status === PutStatus.Ok && this.diversions.replication?.syncReplication === true) {
+      replicationCode = await this.diversions.replication.awaitReplication(result.commitLogOffset + result.wroteBytes);
+    }
+    return this.answer(request, result, queueId, extraFields, replicationCode);
   }
 
   /**
@@ -313,6 +319,13 @@ export class SendMessageProcessor {
 
   private checkTopic(header: SendMessageHeader, channel: RemotingChannel): TopicConfig {
     const { topic } = header;
+    if (this.ctx.store.isReplica()) {
+      // RocketMQ's store refuses puts in slave mode; refusing before topic auto-creation keeps the slave clean.
+      throw new RequestError(
+        ResponseCode.ServiceNotAvailable,
+        `the broker[${this.ctx.config.brokerName}] is a slave: messages are not put to the slave`,
+      );
+    }
     if (!isWriteable(this.ctx.brokerPermission)) {
       throw new RequestError(
         ResponseCode.NoPermission,
@@ -367,8 +380,14 @@ export class SendMessageProcessor {
     result: PutResult,
     queueId: number,
     extraFields: Record<string, string>,
+    replicationCode?: number,
   ): RemotingCommand {
-    const code = responseCodeOfPutStatus(result.status);
+    // A stored message whose slaves lag is still sent (RocketMQ: FLUSH_SLAVE_TIMEOUT and
+    // SLAVE_NOT_AVAILABLE carry the send result), with the replication code.
+    const code =
+      replicationCode !== undefined && replicationCode !== ResponseCode.Success
+        ? replicationCode
+        : responseCodeOfPutStatus(result.status);
     if (result.status !== PutStatus.Ok && result.status !== PutStatus.FlushDiskTimeout) {
       this.ctx.counters.sendFailures++;
       const remark = result.error?.message ?? `put message failed: ${result.status}`;

@@ -189,6 +189,70 @@ export async function ackMessage(
   if (response.code !== ResponseCode.Success) throw remoteError('ack', response);
 }
 
+/** One lease to end with BATCH_ACK_MESSAGE: the subscribed topic (not the retry topic) and its handle. */
+export interface BatchAckItem {
+  topic: string;
+  receiptHandle: string;
+}
+
+/**
+ * The BatchAckMessageRequestBody for leases of one broker (MQClientAPIImpl.batchAckMessageAsync):
+ * one BatchAck per (retry, queueId, ckStartOffset, popTime) with a bitset of offsets from
+ * ckStartOffset, base64 as fastjson writes a byte[] (java.util.BitSet.toByteArray, little endian).
+ */
+export function batchAckBody(brokerName: string, group: string, items: readonly BatchAckItem[]): Buffer {
+  const merged = new Map<string, { handle: ReceiptHandle; topic: string; bits: number[] }>();
+  for (const item of items) {
+    const handle = parseReceiptHandle(item.receiptHandle);
+    const key = `${item.topic}@${handle.fromRetryTopic ? 1 : 0}@${handle.queueId}@${handle.ckStartOffset}@${handle.popTimeMs}`;
+    let batch = merged.get(key);
+    if (batch === undefined) {
+      batch = { handle, topic: item.topic, bits: [] };
+      merged.set(key, batch);
+    }
+    const bit = handle.queueOffset - handle.ckStartOffset;
+    if (bit < 0)
+      throw new RbError(ErrorCode.MessageIllegal, `receipt handle offset before its start: "${item.receiptHandle}"`);
+    batch.bits.push(bit);
+  }
+  const acks = [...merged.values()].map(({ handle, topic, bits }) => {
+    const bytes = Buffer.alloc((Math.max(...bits) >> 3) + 1);
+    for (const bit of bits) bytes[bit >> 3] = (bytes[bit >> 3] as number) | (1 << (bit & 7));
+    return {
+      c: group,
+      t: topic,
+      r: handle.fromRetryTopic ? RETRY_TOPIC_MARK : NORMAL_TOPIC_MARK,
+      so: handle.ckStartOffset,
+      q: handle.queueId,
+      rq: handle.reviveQueueId,
+      pt: handle.popTimeMs,
+      it: handle.invisibleTimeMs,
+      b: bytes.toString('base64'),
+    };
+  });
+  return Buffer.from(JSON.stringify({ brokerName, acks }), 'utf8');
+}
+
+/**
+ * BATCH_ACK_MESSAGE: ends every lease named, in one request to one broker. The broker skips leases
+ * it no longer holds (acked, expired, replaced), as RocketMQ's does; resolves with how many it ended
+ * when the broker says (ours does), else the number asked.
+ */
+export async function batchAckMessage(
+  instance: ClientInstance,
+  brokerAddress: string,
+  brokerName: string,
+  group: string,
+  items: readonly BatchAckItem[],
+): Promise<number> {
+  if (items.length === 0) return 0;
+  const request = createRequest(RequestCode.BatchAckMessage, {});
+  request.body = batchAckBody(brokerName, group, items);
+  const response = await instance.invoke(brokerAddress, request);
+  if (response.code !== ResponseCode.Success) throw remoteError('batch ack', response);
+  return headerNumber(response, 'ackedNum', items.length);
+}
+
 /**
  * CHANGE_MESSAGE_INVISIBLETIME: the lease now ends `invisibleTimeMs` from now (0 = visible again at
  * once). Returns the new receipt handle; the old one is void.

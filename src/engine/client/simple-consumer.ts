@@ -11,7 +11,7 @@ import { MessageProperty } from '../common/properties.js';
 import { RETRY_GROUP_TOPIC_PREFIX, validateTopicName } from '../common/topic.js';
 import { ClientInstance, clientInstanceOptionsOf, type ConsumerData, type ConsumerHandle } from './client-instance.js';
 import type { MessageExt } from './message-ext.js';
-import { ackMessage, changeInvisibleTime, popMessage, type PoppedMessage } from './pop-api.js';
+import { ackMessage, batchAckMessage, changeInvisibleTime, popMessage, type PoppedMessage } from './pop-api.js';
 import { Perm, type TopicRouteData } from './route.js';
 import { createSubscription, type SelectorInput, type Subscription, subscriptionData } from './subscription.js';
 import type { Transport } from './transport.js';
@@ -164,6 +164,33 @@ export class SimpleConsumer implements ConsumerHandle {
     await ackMessage(this.instance, address, this.group, message.leaseTopic, message.receiptHandle);
   }
 
+  /**
+   * Acknowledges several received messages with one BATCH_ACK_MESSAGE per broker. Leases the broker
+   * no longer holds (already acked, run out, handle replaced) are skipped rather than failing the
+   * batch; resolves with how many leases ended.
+   */
+  async ackMany(messages: readonly ReceivedMessage[]): Promise<number> {
+    this.checkRunning();
+    const byBroker = new Map<string, ReceivedMessage[]>();
+    for (const message of messages) {
+      const list = byBroker.get(message.brokerName);
+      if (list === undefined) byBroker.set(message.brokerName, [message]);
+      else list.push(message);
+    }
+    const counts = await Promise.all(
+      [...byBroker.entries()].map(async ([brokerName, list]) => {
+        const address = await this.addressOf(list[0] as ReceivedMessage);
+        const items = list.map((message) => ({
+          // The body names the subscribed topic and marks retry-topic leases (BatchAck.retry).
+          topic: message.leaseTopic.startsWith(RETRY_GROUP_TOPIC_PREFIX) ? message.topic : message.leaseTopic,
+          receiptHandle: message.receiptHandle,
+        }));
+        return batchAckMessage(this.instance, address, brokerName, this.group, items);
+      }),
+    );
+    return counts.reduce((sum, count) => sum + count, 0);
+  }
+
   /** Gives a message back: visible to the group again after `delayMs` (0 = at once). */
   async nack(message: ReceivedMessage, delayMs = 0): Promise<void> {
     await this.changeInvisibleTime(message, delayMs);
@@ -221,7 +248,8 @@ export class SimpleConsumer implements ConsumerHandle {
     const original = message.allProperties[MessageProperty.RetryTopic];
     // A redelivered message comes from the pop retry topic; the user sees the topic it was sent to.
     if (leaseTopic.startsWith(RETRY_GROUP_TOPIC_PREFIX) && original !== undefined) message.topic = original;
-    return { ...message, receiptHandle, leaseTopic, invisibleUntilMs: Date.now() + invisibleTimeMs };
+    // The decoded message is ours alone: extend it rather than copy it (this runs per message).
+    return Object.assign(message, { receiptHandle, leaseTopic, invisibleUntilMs: Date.now() + invisibleTimeMs });
   }
 
   private async addressOf(message: ReceivedMessage): Promise<string> {

@@ -43,6 +43,8 @@ export const RequestCode = {
   PopMessage: 200050,
   AckMessage: 200051,
   ChangeMessageInvisibleTime: 200053,
+  /** RocketMQ 5.x BATCH_ACK_MESSAGE: a BatchAckMessageRequestBody of offset bitsets. */
+  BatchAckMessage: 200151,
 } as const;
 
 export const ResponseCode = {

@@ -172,6 +172,10 @@ export interface QueueId {
   queueId: number;
 }
 
+/** Outcome of appending replicated CommitLog bytes on a replica (see MessageStore.appendReplicated). */
+export type ReplicaAppendResult =
+  { readonly ok: true; readonly commitLogMaxOffset: number } | { readonly ok: false; readonly reason: string };
+
 export interface MessageStore {
   /** Opens the files and recovers (fast after a clean shutdown, CRC-checked after a crash). */
   start(): Promise<void>;
@@ -201,4 +205,21 @@ export interface MessageStore {
   /** Deletes expired segments now; returns how many CommitLog segments were removed. */
   runRetention(nowMs?: number): Promise<{ deletedSegments: number }>;
   stats(): StoreStats;
+  /**
+   * Replication, master side: the raw CommitLog bytes from `fromCommitLogOffset`, at most `maxBytes`,
+   * never past the written bytes nor across a segment end (empty when there is nothing new yet);
+   * undefined when the offset is outside [min offset, max offset].
+   */
+  readCommitLog(fromCommitLogOffset: number, maxBytes: number): Buffer | undefined;
+  /**
+   * Replication, replica side: appends a master's CommitLog byte stream. `commitLogOffset` continues
+   * the stream (or restarts it at the CommitLog's max offset). Whole records are checked (boundaries,
+   * CRCs, stored offsets, segment ends and blank records), written and dispatched as local puts are;
+   * a record split across calls waits for its rest. A rejected chunk leaves the valid records before
+   * it appended.
+   */
+  appendReplicated(commitLogOffset: number, data: Buffer): ReplicaAppendResult;
+  /** Replica role: puts answer ServiceNotAvailable (RocketMQ: the store is in slave mode). */
+  setReplica(replica: boolean): void;
+  isReplica(): boolean;
 }

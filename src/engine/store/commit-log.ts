@@ -309,6 +309,46 @@ export class CommitLog {
     };
   }
 
+  /**
+   * Replication (replica side): appends records a master encoded, byte for byte, at appendOffset. The
+   * caller (store/replication.ts) has checked them: whole records, stored at these offsets, ending
+   * before the active segment's last BLANK_RECORD_MIN_BYTES. Queue offset counters move past the
+   * records' own queue offsets, so that the log can take local puts after a promotion.
+   */
+  appendEncoded(bytes: Buffer, requests: readonly DispatchRequest[]): void {
+    if (this.failure !== undefined) throw this.readOnlyError();
+    const segment = this.activeSegment();
+    invariant(segment !== undefined, 'replicated append before the CommitLog was positioned');
+    invariant(
+      this.appendOffset + bytes.length + BLANK_RECORD_MIN_BYTES <= segment.endOffset,
+      'replicated records overrun their segment',
+    );
+    if (this.buffer.length - this.bufferUsed < bytes.length) {
+      this.writeOut();
+      if (this.buffer.length < bytes.length) this.buffer = Buffer.allocUnsafe(bytes.length);
+    }
+    bytes.copy(this.buffer, this.bufferUsed);
+    this.bufferUsed += bytes.length;
+    this.appendOffset += bytes.length;
+    for (const request of requests) {
+      if (request.inQueue) {
+        const offsets = this.queueOffsetsOf(request.topic);
+        offsets.set(request.queueId, Math.max(offsets.get(request.queueId) ?? 0, request.queueOffset + 1));
+      }
+      this.lastStoreTimestamp = Math.max(this.lastStoreTimestamp, request.storeTimestamp);
+      this.pending.push(request);
+    }
+    this.scheduleDrain();
+  }
+
+  /** Replication (replica side): ends the active segment with a blank record, as the master's log did. */
+  endSegmentForReplica(): void {
+    if (this.failure !== undefined) throw this.readOnlyError();
+    const segment = this.activeSegment();
+    invariant(segment !== undefined, 'replicated roll before the CommitLog was positioned');
+    this.rollSegment(segment);
+  }
+
   /** Ends the segment with a blank record, writes it out and starts the next segment. */
   private rollSegment(segment: SegmentFile): SegmentFile {
     const bytesLeft = segment.endOffset - this.appendOffset;

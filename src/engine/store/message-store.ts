@@ -46,6 +46,7 @@ import {
   type PutResult,
   PutStatus,
   type QueueId,
+  type ReplicaAppendResult,
   type StoreStats,
 } from './api.js';
 import { fsyncDirectory } from '../common/atomic-file.js';
@@ -57,6 +58,7 @@ import { FlushService, type FlushWaiter, type WaiterOutcome } from './group-comm
 import { IndexService } from './index-service.js';
 import { recordCommitLogOffset, recordProperties, recordStoreTimestamp } from './record-view.js';
 import { recover, type RecoveryReport } from './recovery.js';
+import { ReplicaStreamWriter } from './replication.js';
 import { type DiskUsageProbe, runRetention, statfsDiskUsage } from './retention.js';
 
 /** Seams for tests and embedding; everything has a production default. */
@@ -159,6 +161,8 @@ export class DefaultMessageStore implements MessageStore {
   private derivedDurableTimestamp = 0;
   private putCount = 0;
   private putBytes = 0;
+  private replica = false;
+  private readonly replicaWriter: ReplicaStreamWriter;
   /** What the last start() found and did. */
   lastRecovery: RecoveryReport | undefined;
 
@@ -182,6 +186,8 @@ export class DefaultMessageStore implements MessageStore {
       onWritten: (requests) => this.onWritten(requests),
       onWriteError: (err) => this.enterReadOnly(err, 'CommitLog write'),
     });
+    // Replicated bytes come off the network: always CRC-checked, whatever recovery does.
+    this.replicaWriter = new ReplicaStreamWriter(this.commitLog, true);
     this.flushService = new FlushService({
       policy: config.flushPolicy,
       commitLog: this.commitLog,
@@ -335,6 +341,14 @@ export class DefaultMessageStore implements MessageStore {
     }
     if (this.readOnlyError !== undefined) {
       return Promise.resolve(failedPut(PutStatus.ServiceNotAvailable, this.readOnlyRefusal()));
+    }
+    if (this.replica) {
+      return Promise.resolve(
+        failedPut(
+          PutStatus.ServiceNotAvailable,
+          new RbError(ErrorCode.StoreReadOnly, 'the store is a replica (slave mode): puts are forbidden'),
+        ),
+      );
     }
     let placement: AppendPlacement;
     let items: AppendItem[];
@@ -779,6 +793,43 @@ export class DefaultMessageStore implements MessageStore {
     } finally {
       this.retentionRunning = undefined;
     }
+  }
+
+  readCommitLog(fromCommitLogOffset: number, maxBytes: number): Buffer | undefined {
+    if (this.state !== 'running' || !Number.isSafeInteger(fromCommitLogOffset)) return undefined;
+    const log = this.commitLog;
+    if (fromCommitLogOffset < log.minOffset() || fromCommitLogOffset > log.writtenOffset) return undefined;
+    const segment = log.segmentAt(fromCommitLogOffset);
+    const segmentEnd = segment?.endOffset ?? fromCommitLogOffset;
+    const size = Math.min(
+      Math.max(0, Math.floor(maxBytes)),
+      log.writtenOffset - fromCommitLogOffset,
+      segmentEnd - fromCommitLogOffset,
+    );
+    if (size <= 0) return Buffer.alloc(0);
+    return log.read(fromCommitLogOffset, size);
+  }
+
+  appendReplicated(commitLogOffset: number, data: Buffer): ReplicaAppendResult {
+    if (this.state !== 'running') return { ok: false, reason: `the store is ${this.state}` };
+    if (!this.replica) return { ok: false, reason: 'the store is not a replica' };
+    if (this.readOnlyError !== undefined) return { ok: false, reason: this.readOnlyError.message };
+    try {
+      return this.replicaWriter.append(commitLogOffset, data);
+    } catch (err) {
+      if (err instanceof InvariantError) throw err;
+      this.replicaWriter.reset();
+      return { ok: false, reason: `replicated append failed: ${String(err)}` };
+    }
+  }
+
+  setReplica(replica: boolean): void {
+    this.replica = replica;
+    this.replicaWriter.reset();
+  }
+
+  isReplica(): boolean {
+    return this.replica;
   }
 
   stats(): DefaultStoreStats {

@@ -1,0 +1,42 @@
+/**
+ * The server side of the AMQP benchmark, run as a child process so the engine and the AMQP front end
+ * get a core of their own while the benchmark drives amqplib on the other. Wired as `rocketbridge
+ * start` wires them: a NameServer, a broker (async flush) and an AmqpServer reaching both in process.
+ * Line protocol on stdin/stdout (bench-process.ts):
+ *   started      -> `READY {"amqpPort": n}`
+ *   `cpu`        -> `CPU {"userMs": n, "systemMs": n}` (this process's CPU time so far)
+ *   `stop` / EOF -> shuts down, removes the data dir, prints `STOPPED` and exits.
+ */
+import './bench-env.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { AmqpServer } from '../src/adapters/amqp/server.js';
+import { InProcessNetwork, InProcessTransport } from '../src/engine/client/transport-in-process.js';
+import { serveBenchChild } from './bench-process.js';
+import { startBenchServers } from './broker-bench-cluster.js';
+
+async function main(): Promise<void> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'rb-bench-amqp-'));
+  const servers = await startBenchServers(dataDir);
+  const network = new InProcessNetwork();
+  network.bind(servers.namesrv, servers.registries.namesrv);
+  network.bind(servers.broker, servers.registries.broker);
+  const amqp = new AmqpServer({
+    host: '127.0.0.1',
+    port: 0,
+    nameServers: [servers.namesrv],
+    transport: new InProcessTransport(network),
+  });
+  await amqp.listen();
+  serveBenchChild({ amqpPort: amqp.port }, async () => {
+    try {
+      await amqp.close();
+      await servers.stop();
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+}
+
+await main();

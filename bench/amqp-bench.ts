@@ -1,0 +1,543 @@
+/**
+ * AMQP benchmark (issue 6): amqplib against rocketbridge's AMQP front end (NameServer, broker and
+ * AmqpServer in a child process, wired as `rocketbridge start` wires them) and, as the baseline in
+ * the same run, against RabbitMQ from Debian (a throw-away node on a free loopback port, skipped with
+ * a note when it does not start within 60 s). 1 KiB persistent messages to a durable queue.
+ * Scenarios per server:
+ *   publish   confirm channel, at most 1,000 unconfirmed; latency = publish call to its confirm
+ *   consume   manual acks, prefetch 256, of what `publish` stored; latency = none (queue was full)
+ *   both      a consumer (same settings) running while a second connection publishes as above;
+ *             latency = publish call to delivery; loss and duplicates counted
+ * A second baseline is the storage engine's own append rate (DefaultMessageStore.putMessage, 64 in
+ * flight, async flush), which bounds what any front end on it can do.
+ *
+ * Options: --messages N (per scenario, default 50000), --seconds S (cap per scenario, default 40),
+ * --no-rabbit (skip RabbitMQ), --only rocketbridge|rabbitmq.
+ */
+import './bench-env.js';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import amqp from 'amqplib';
+import { defaultMessageStoreConfig } from '../src/engine/store/api.js';
+import { DefaultMessageStore } from '../src/engine/store/message-store.js';
+import { startBenchChild } from './bench-process.js';
+import { argument, type Measurement, printTable, progress, sleepMs, stringArgument, summarize } from './bench-util.js';
+
+const totalMessages = Math.floor(argument('messages', 50_000));
+const capSeconds = argument('seconds', 40);
+const only = stringArgument('only');
+const withRabbit = !process.argv.includes('--no-rabbit') && only !== 'rocketbridge';
+const withOurs = only !== 'rabbitmq';
+
+const BODY_BYTES = 1024;
+const CONFIRM_WINDOW = 1000;
+const PREFETCH = 256;
+const WARMUP_MESSAGES = 2000;
+const RABBIT_START_MS = 60_000;
+/** The issue's latency comparison: a fixed publish rate well below either server's limit. */
+const PACED_RATE_PER_SEC = 2000;
+const PACED_MESSAGES = Math.min(totalMessages, PACED_RATE_PER_SEC * 10);
+
+function bodyFor(sequence: number): Buffer {
+  const body = Buffer.alloc(BODY_BYTES, sequence % 251);
+  body.writeUInt32BE(sequence, 0);
+  return body;
+}
+
+interface Target {
+  name: string;
+  url: string;
+  /** CPU ms the server has used so far, when it can be read. */
+  cpuMs(): Promise<number | undefined>;
+  stop(): Promise<void>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Servers
+
+async function startRocketbridge(): Promise<Target> {
+  const child = await startBenchChild<{ amqpPort: number }>({
+    fromUrl: import.meta.url,
+    script: 'amqp-bench-child',
+    readyTimeoutMs: 30_000,
+  });
+  return {
+    name: 'rocketbridge',
+    url: `amqp://guest:guest@127.0.0.1:${child.ready.amqpPort}`,
+    cpuMs: () => child.cpuMs(),
+    stop: () => child.stop(),
+  };
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address !== null ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+function run(command: string, args: string[], env: NodeJS.ProcessEnv, timeoutMs: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(command, args, { env, timeout: timeoutMs }, (err, stdout, stderr) =>
+      err === null ? resolve(stdout) : reject(new Error(`${command} ${args.join(' ')}: ${err.message} ${stderr}`)),
+    );
+  });
+}
+
+/** A throw-away RabbitMQ node; undefined (with a printed note) when it cannot start in time. */
+async function startRabbit(): Promise<Target | undefined> {
+  const base = mkdtempSync(join(tmpdir(), 'rb-bench-rabbit-'));
+  // rabbitmq-server drops to the rabbitmq user when started as root: it must be able to write here.
+  const mnesia = join(base, 'mnesia');
+  const logs = join(base, 'log');
+  mkdirSync(mnesia);
+  mkdirSync(logs);
+  for (const dir of [base, mnesia, logs]) {
+    try {
+      chmodSync(dir, 0o777);
+    } catch {
+      // not fatal: a non-root run owns the dirs
+    }
+  }
+  const plugins = join(base, 'enabled_plugins');
+  writeFileSync(plugins, '[].\n', { mode: 0o644 });
+  const port = await freePort();
+  const distPort = await freePort();
+  const node = `rbbench${process.pid}@localhost`;
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    RABBITMQ_MNESIA_BASE: mnesia,
+    RABBITMQ_LOG_BASE: logs,
+    RABBITMQ_NODE_IP_ADDRESS: '127.0.0.1',
+    RABBITMQ_NODE_PORT: String(port),
+    RABBITMQ_DIST_PORT: String(distPort),
+    RABBITMQ_NODENAME: node,
+    RABBITMQ_ENABLED_PLUGINS_FILE: plugins,
+    RABBITMQ_PID_FILE: join(base, 'rabbit.pid'),
+  };
+  let child: ChildProcess;
+  try {
+    child = spawn('rabbitmq-server', [], { env, stdio: 'ignore' });
+  } catch (err) {
+    console.log(`RabbitMQ baseline skipped: cannot run rabbitmq-server (${String(err)})`);
+    rmSync(base, { recursive: true, force: true });
+    return undefined;
+  }
+  let exited = false;
+  child.once('error', () => (exited = true));
+  child.once('exit', () => (exited = true));
+  const url = `amqp://guest:guest@127.0.0.1:${port}`;
+  const stop = async (): Promise<void> => {
+    await run('rabbitmqctl', ['-n', node, 'stop'], env, 30_000).catch(() => undefined);
+    if (!exited) child.kill('SIGTERM');
+    rmSync(base, { recursive: true, force: true });
+  };
+  const deadlineMs = performance.now() + RABBIT_START_MS;
+  for (let attempt = 0; attempt < 600 && performance.now() < deadlineMs && !exited; attempt++) {
+    try {
+      const connection = await amqp.connect(url);
+      await connection.close();
+      const version = await run('rabbitmqctl', ['-n', node, 'version'], env, 10_000).catch(() => '?');
+      return { name: `RabbitMQ ${version.trim()}`, url, cpuMs: () => Promise.resolve(undefined), stop };
+    } catch {
+      await sleepMs(500);
+    }
+  }
+  console.log(`RabbitMQ baseline skipped: the node did not accept connections within ${RABBIT_START_MS / 1000} s`);
+  await stop();
+  return undefined;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scenarios
+
+interface Result {
+  measurement: Measurement;
+  note: string;
+}
+
+/** Publishes `count` messages with confirms, at most CONFIRM_WINDOW unconfirmed. */
+async function publishConfirmed(
+  url: string,
+  queue: string,
+  count: number,
+  label: string,
+  sentAtMs?: Float64Array,
+  ratePerSec?: number,
+): Promise<{ seconds: number; latenciesMs: number[]; confirmed: number; nacked: number }> {
+  const connection = await amqp.connect(url);
+  try {
+    const channel = await connection.createConfirmChannel();
+    const latenciesMs: number[] = [];
+    let inFlight = 0;
+    let confirmed = 0;
+    let nacked = 0;
+    let wake: (() => void) | undefined;
+    const startMs = performance.now();
+    const deadlineMs = startMs + capSeconds * 1000;
+    const progressEvery = Math.max(1, Math.floor(count / 50));
+    let sent = 0;
+    for (; sent < count && performance.now() < deadlineMs; sent++) {
+      while (inFlight >= CONFIRM_WINDOW) await new Promise<void>((resolve) => (wake = resolve));
+      if (ratePerSec !== undefined) {
+        const aheadMs = startMs + (sent * 1000) / ratePerSec - performance.now();
+        if (aheadMs > 1) await sleepMs(aheadMs);
+      }
+      inFlight++;
+      const publishedMs = performance.now();
+      if (sentAtMs !== undefined) sentAtMs[sent] = publishedMs;
+      const writable = channel.publish('', queue, bodyFor(sent), { persistent: true }, (err) => {
+        inFlight--;
+        if (err === null || err === undefined) {
+          confirmed++;
+          latenciesMs.push(performance.now() - publishedMs);
+        } else {
+          nacked++;
+        }
+        const resume = wake;
+        wake = undefined;
+        resume?.();
+      });
+      if (!writable) await new Promise<void>((resolve) => channel.once('drain', () => resolve()));
+      if (sent % progressEvery === 0) progress(label, sent, count);
+    }
+    for (let waits = 0; inFlight > 0 && waits < capSeconds * 100; waits++) await sleepMs(10);
+    progress(label, count, count);
+    const seconds = (performance.now() - startMs) / 1000;
+    await channel.close();
+    return { seconds, latenciesMs, confirmed, nacked };
+  } finally {
+    await connection.close().catch(() => undefined);
+  }
+}
+
+interface Consumed {
+  unique: number;
+  duplicates: number;
+  firstMs: number;
+  lastMs: number;
+  latenciesMs: number[];
+}
+
+/** Consumes with manual acks and prefetch until `expected` distinct messages arrived or the cap. */
+async function consumeAcked(
+  url: string,
+  queue: string,
+  expected: number,
+  label: string,
+  onStarted: () => Promise<void>,
+  sentAtMs?: Float64Array,
+): Promise<Consumed & { deliveries: Uint16Array }> {
+  const connection = await amqp.connect(url);
+  const deliveries = new Uint16Array(expected);
+  const result: Consumed = { unique: 0, duplicates: 0, firstMs: 0, lastMs: 0, latenciesMs: [] };
+  try {
+    const channel = await connection.createChannel();
+    await channel.prefetch(PREFETCH);
+    await channel.consume(
+      queue,
+      (message) => {
+        if (message === null) return;
+        const nowMs = performance.now();
+        const sequence = message.content.readUInt32BE(0);
+        channel.ack(message);
+        if (sequence >= expected) return;
+        const seen = deliveries[sequence] ?? 0;
+        deliveries[sequence] = seen + 1;
+        if (seen > 0) {
+          result.duplicates++;
+          return;
+        }
+        if (result.unique === 0) result.firstMs = nowMs;
+        result.unique++;
+        result.lastMs = nowMs;
+        if (sentAtMs !== undefined) result.latenciesMs.push(nowMs - (sentAtMs[sequence] ?? nowMs));
+      },
+      { noAck: false },
+    );
+    const startMs = performance.now();
+    await onStarted();
+    const deadlineMs = performance.now() + capSeconds * 1000;
+    for (let waits = 0; result.unique < expected && performance.now() < deadlineMs && waits < 1e6; waits++) {
+      progress(label, result.unique, expected);
+      await sleepMs(20);
+    }
+    progress(label, expected, expected);
+    if (result.firstMs === 0) result.firstMs = startMs;
+    await channel.close();
+    return { ...result, deliveries };
+  } finally {
+    await connection.close().catch(() => undefined);
+  }
+}
+
+async function declare(url: string, queue: string): Promise<void> {
+  const connection = await amqp.connect(url);
+  try {
+    const channel = await connection.createChannel();
+    await channel.assertQueue(queue, { durable: true });
+    await channel.close();
+  } finally {
+    await connection.close();
+  }
+}
+
+async function cpuDelta<T>(target: Target, body: () => Promise<T>): Promise<{ value: T; serverCpuMs?: number }> {
+  const before = await target.cpuMs();
+  const value = await body();
+  const after = await target.cpuMs();
+  return before === undefined || after === undefined ? { value } : { value, serverCpuMs: after - before };
+}
+
+function cpuNote(serverCpuMs: number | undefined, seconds: number, messages: number): string {
+  if (serverCpuMs === undefined) return '';
+  return `server ${((100 * serverCpuMs) / (seconds * 1000)).toFixed(0)}% of a core, ${((serverCpuMs * 1000) / Math.max(messages, 1)).toFixed(1)} µs/msg`;
+}
+
+interface TargetResults {
+  publish: Result;
+  consume: Result;
+  both: Result;
+  both2: Result;
+  paced: Result;
+}
+
+async function runTarget(target: Target): Promise<TargetResults> {
+  const runId = `${process.pid}-${Date.now()}`;
+  const warm = `bench-warm-${runId}`;
+  await declare(target.url, warm);
+  await publishConfirmed(target.url, warm, WARMUP_MESSAGES, `${target.name} warm-up publish`);
+  await consumeAcked(target.url, warm, WARMUP_MESSAGES, `${target.name} warm-up consume`, () => Promise.resolve());
+
+  // publish, then consume what was published
+  const queue = `bench-q-${runId}`;
+  await declare(target.url, queue);
+  const pub = await cpuDelta(target, () =>
+    publishConfirmed(target.url, queue, totalMessages, `${target.name} publish`),
+  );
+  const publish: Result = {
+    measurement: {
+      scenario: `${target.name}: publish, confirms (window ${CONFIRM_WINDOW})`,
+      messages: pub.value.confirmed,
+      bytes: pub.value.confirmed * BODY_BYTES,
+      seconds: pub.value.seconds,
+      latenciesMs: pub.value.latenciesMs,
+    },
+    note: `nacked ${pub.value.nacked}; ${cpuNote(pub.serverCpuMs, pub.value.seconds, pub.value.confirmed)}`,
+  };
+  let consumeStartMs = 0;
+  const con = await cpuDelta(target, () =>
+    consumeAcked(target.url, queue, pub.value.confirmed, `${target.name} consume`, () => {
+      consumeStartMs = performance.now();
+      return Promise.resolve();
+    }),
+  );
+  const consumeSeconds = Math.max(con.value.lastMs - consumeStartMs, 1) / 1000;
+  const consume: Result = {
+    measurement: {
+      scenario: `${target.name}: consume, manual ack, prefetch ${PREFETCH}`,
+      messages: con.value.unique,
+      bytes: con.value.unique * BODY_BYTES,
+      seconds: consumeSeconds,
+    },
+    note: `lost ${pub.value.confirmed - con.value.unique}, duplicates ${con.value.duplicates}; ${cpuNote(con.serverCpuMs, consumeSeconds, con.value.unique)}`,
+  };
+
+  const { both, both2 } = await publishWhileConsuming(target, `bench-live-${runId}`, totalMessages);
+  const paced = await publishWhileConsuming(target, `bench-paced-${runId}`, PACED_MESSAGES, PACED_RATE_PER_SEC);
+  return { publish, consume, both, both2, paced: paced.both };
+}
+
+/** A consumer running while a second connection publishes (at `ratePerSec`, or as fast as confirms allow). */
+async function publishWhileConsuming(
+  target: Target,
+  live: string,
+  totalMessages: number,
+  ratePerSec?: number,
+): Promise<{ both: Result; both2: Result }> {
+  const kind = ratePerSec === undefined ? 'publish+consume' : `publish at ${ratePerSec}/s + consume`;
+  await declare(target.url, live);
+  const sentAtMs = new Float64Array(totalMessages);
+  let published: Awaited<ReturnType<typeof publishConfirmed>> | undefined;
+  let publishStartMs = 0;
+  const together = await cpuDelta(target, () =>
+    consumeAcked(
+      target.url,
+      live,
+      totalMessages,
+      `${target.name} ${kind}`,
+      async () => {
+        publishStartMs = performance.now();
+        published = await publishConfirmed(
+          target.url,
+          live,
+          totalMessages,
+          `${target.name} publishing`,
+          sentAtMs,
+          ratePerSec,
+        );
+      },
+      sentAtMs,
+    ),
+  );
+  const pubBoth = published as NonNullable<typeof published>;
+  const seconds = Math.max(together.value.lastMs - publishStartMs, 1) / 1000;
+  const lost = pubBoth.confirmed - together.value.unique;
+  const both: Result = {
+    measurement: {
+      scenario: `${target.name}: ${kind}, end to end`,
+      messages: together.value.unique,
+      bytes: together.value.unique * BODY_BYTES,
+      seconds,
+      latenciesMs: together.value.latenciesMs,
+    },
+    note: `lost ${Math.max(0, lost)}, duplicates ${together.value.duplicates}; ${cpuNote(together.serverCpuMs, seconds, together.value.unique)}`,
+  };
+  const both2: Result = {
+    measurement: {
+      scenario: `${target.name}:   its publisher (confirm latency)`,
+      messages: pubBoth.confirmed,
+      bytes: pubBoth.confirmed * BODY_BYTES,
+      seconds: pubBoth.seconds,
+      latenciesMs: pubBoth.latenciesMs,
+    },
+    note: `nacked ${pubBoth.nacked}`,
+  };
+  return { both, both2 };
+}
+
+/** The store's own append rate for the same 1 KiB messages, 64 in flight, async flush. */
+async function storeBaseline(): Promise<Measurement> {
+  const dir = mkdtempSync(join(tmpdir(), 'rb-bench-amqp-store-'));
+  const store = new DefaultMessageStore({
+    ...defaultMessageStoreConfig,
+    storePath: dir,
+    flushPolicy: 'async',
+    retentionCheckIntervalMs: 0,
+  });
+  await store.start();
+  try {
+    const bornHost = { host: '127.0.0.1', port: 50000 };
+    const latenciesMs: number[] = [];
+    let next = 0;
+    const startMs = performance.now();
+    const deadlineMs = startMs + capSeconds * 1000;
+    const worker = async (): Promise<void> => {
+      while (next < totalMessages && performance.now() < deadlineMs) {
+        const sequence = next++;
+        const t0 = performance.now();
+        const result = await store.putMessage({
+          topic: 'AmqpBenchBaseline',
+          queueId: sequence % 4,
+          flag: 0,
+          body: bodyFor(sequence),
+          properties: { TAGS: 'bench', UNIQ_KEY: `7F000001${sequence.toString(16).padStart(24, '0')}` },
+          sysFlag: 0,
+          bornTimestamp: Date.now(),
+          bornHost,
+          reconsumeTimes: 0,
+          preparedTransactionOffset: 0,
+        });
+        if (result.status !== 'PUT_OK') throw new Error(`put failed: ${result.status}`);
+        latenciesMs.push(performance.now() - t0);
+        if (sequence % 1000 === 0) progress('store baseline', sequence, totalMessages);
+      }
+    };
+    await Promise.all(Array.from({ length: 64 }, worker));
+    progress('store baseline', totalMessages, totalMessages);
+    return {
+      scenario: 'store putMessage, 64 in flight (2nd baseline)',
+      messages: latenciesMs.length,
+      bytes: latenciesMs.length * BODY_BYTES,
+      seconds: (performance.now() - startMs) / 1000,
+      latenciesMs,
+    };
+  } finally {
+    await store.shutdown();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function rate(measurement: Measurement): number {
+  return summarize(measurement).msgsPerSec;
+}
+
+async function main(): Promise<void> {
+  console.log(
+    `AMQP benchmark: amqplib, ${totalMessages} persistent messages of ${BODY_BYTES} B per scenario (cap ${capSeconds} s), ` +
+      `durable queue, confirm window ${CONFIRM_WINDOW}, prefetch ${PREFETCH}, TCP on 127.0.0.1; MB/s counts bodies`,
+  );
+  const store = withOurs ? await storeBaseline() : undefined;
+  let rabbit: TargetResults | undefined;
+  if (withRabbit) {
+    const target = await startRabbit();
+    if (target !== undefined) {
+      try {
+        rabbit = await runTarget(target);
+      } finally {
+        await target.stop();
+      }
+    }
+  }
+  let ours: TargetResults | undefined;
+  if (withOurs) {
+    const target = await startRocketbridge();
+    try {
+      ours = await runTarget(target);
+    } finally {
+      await target.stop();
+    }
+  }
+  const rows: { measurement: Measurement; baseline?: Measurement }[] = [];
+  const notes: string[] = [];
+  if (store !== undefined) rows.push({ measurement: store });
+  for (const key of ['publish', 'consume', 'both', 'both2', 'paced'] as const) {
+    const base = rabbit?.[key];
+    if (base !== undefined) {
+      rows.push({ measurement: base.measurement });
+      notes.push(`${base.measurement.scenario.trim()}: ${base.note}`);
+    }
+    const mine = ours?.[key];
+    if (mine !== undefined) {
+      const row: { measurement: Measurement; baseline?: Measurement } = { measurement: mine.measurement };
+      if (base !== undefined) row.baseline = base.measurement;
+      rows.push(row);
+      notes.push(`${mine.measurement.scenario.trim()}: ${mine.note}`);
+    }
+  }
+  printTable('AMQP, 1 KiB persistent messages (ratio: rocketbridge vs RabbitMQ, same scenario)', rows);
+  console.log(
+    '\nLatency: publish = publish call to confirm; consume = none; publish+consume = publish call to delivery ' +
+      '(flat out, the publisher outruns the consumer and this measures the backlog; the paced row shows latency).',
+  );
+  for (const note of notes) console.log(`  ${note}`);
+  if (store !== undefined && ours !== undefined) {
+    const storeRate = rate(store);
+    console.log(
+      `vs the store's append rate ${storeRate.toFixed(0)} msgs/s: publish ${((100 * rate(ours.publish.measurement)) / storeRate).toFixed(1)}%, ` +
+        `consume ${((100 * rate(ours.consume.measurement)) / storeRate).toFixed(1)}%, ` +
+        `publish+consume ${((100 * rate(ours.both.measurement)) / storeRate).toFixed(1)}%`,
+    );
+  }
+  if (rabbit !== undefined && ours !== undefined) {
+    const ratio = rate(ours.publish.measurement) / rate(rabbit.publish.measurement);
+    console.log(
+      `Target (issue 6): confirmed publish >= 2x RabbitMQ: ${ratio >= 2 ? 'yes' : 'no'} (${(100 * ratio).toFixed(1)}%)`,
+    );
+    const p99 = (result: Result): number => summarize(result.measurement).p99Ms;
+    console.log(
+      `Target (issue 6): p99 at ${PACED_RATE_PER_SEC} msgs/s no worse than RabbitMQ: ` +
+        `${p99(ours.paced) <= p99(rabbit.paced) ? 'yes' : 'no'} (${p99(ours.paced).toFixed(1)} ms vs ${p99(rabbit.paced).toFixed(1)} ms)`,
+    );
+  }
+}
+
+await main();
