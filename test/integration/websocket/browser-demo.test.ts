@@ -3,13 +3,12 @@
  * shows a message sent by the engine Producer, and publishes one the engine SimpleConsumer
  * receives. A screenshot goes to test-output/websocket-demo.png.
  *
- * Until the HTTP listener serves the WebSocket assets itself, a small HTTP server here serves them
- * (webSocketAssets()) and hands /ws upgrades to the same handler the listener mounts.
+ * The harness's HttpServer (the listener `rocketbridge start` runs) serves the page and the browser
+ * client through serveAsset(webSocketAssets()), as src/cli/front-ends.ts mounts them, and hands /ws
+ * upgrades to the WebSocket handler.
  */
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { chromium, type Browser } from 'playwright-core';
 import { webSocketAssets } from '../../../src/adapters/websocket/web-assets.js';
@@ -22,20 +21,9 @@ const CHROMIUM = '/usr/bin/chromium';
 describe('WebSocket demo page in chromium', () => {
   let harness: WsHarness;
   let browser: Browser;
-  let site: Server;
   before(async () => {
     harness = await startWsHarness();
-    const assets = webSocketAssets();
-    site = createServer((request, response) => {
-      const asset = assets.get(request.url ?? '');
-      if (asset === undefined) response.writeHead(404).end();
-      else response.writeHead(200, { 'content-type': asset.contentType }).end(asset.body);
-    });
-    site.on('upgrade', (request, socket, head: Buffer) => {
-      if (request.url === '/ws') harness.handler.handleUpgrade(request, socket, head);
-      else socket.destroy();
-    });
-    await new Promise<void>((resolve) => site.listen(0, '127.0.0.1', resolve));
+    for (const [path, asset] of webSocketAssets()) harness.http.serveAsset(path, asset);
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       args: [
@@ -49,13 +37,11 @@ describe('WebSocket demo page in chromium', () => {
   });
   after(async () => {
     await browser?.close();
-    site.closeAllConnections();
-    await new Promise((resolve) => site.close(resolve));
     await harness.close();
   });
 
   it('connects, shows a message from the engine, and publishes one the engine receives', async () => {
-    const origin = `http://127.0.0.1:${(site.address() as AddressInfo).port}`;
+    const origin = `http://127.0.0.1:${harness.http.port}`;
     const page = await browser.newPage();
     const producer = new Producer({ group: 'browser_test_producer', ...harness.engine() });
     await producer.start();
