@@ -12,21 +12,17 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AmqpServer } from '../src/adapters/amqp/server.js';
-import { InProcessNetwork, InProcessTransport } from '../src/engine/client/transport-in-process.js';
 import { serveBenchChild } from './bench-process.js';
-import { startBenchServers } from './broker-bench-cluster.js';
+import { inProcessTransport, startBenchServers } from './broker-bench-cluster.js';
 
 async function main(): Promise<void> {
   const dataDir = mkdtempSync(join(tmpdir(), 'rb-bench-amqp-'));
   const servers = await startBenchServers(dataDir);
-  const network = new InProcessNetwork();
-  network.bind(servers.namesrv, servers.registries.namesrv);
-  network.bind(servers.broker, servers.registries.broker);
   const amqp = new AmqpServer({
     host: '127.0.0.1',
     port: 0,
     nameServers: [servers.namesrv],
-    transport: new InProcessTransport(network),
+    transport: inProcessTransport(servers),
   });
   await amqp.listen();
   serveBenchChild({ amqpPort: amqp.port }, async () => {

@@ -24,7 +24,16 @@ import amqp from 'amqplib';
 import { defaultMessageStoreConfig } from '../src/engine/store/api.js';
 import { DefaultMessageStore } from '../src/engine/store/message-store.js';
 import { startBenchChild } from './bench-process.js';
-import { argument, type Measurement, printTable, progress, sleepMs, stringArgument, summarize } from './bench-util.js';
+import {
+  argument,
+  closedLoop,
+  type Measurement,
+  printTable,
+  progress,
+  sleepMs,
+  stringArgument,
+  summarize,
+} from './bench-util.js';
 
 const totalMessages = Math.floor(argument('messages', 50_000));
 const capSeconds = argument('seconds', 40);
@@ -426,39 +435,30 @@ async function storeBaseline(): Promise<Measurement> {
   await store.start();
   try {
     const bornHost = { host: '127.0.0.1', port: 50000 };
-    const latenciesMs: number[] = [];
-    let next = 0;
-    const startMs = performance.now();
-    const deadlineMs = startMs + capSeconds * 1000;
-    const worker = async (): Promise<void> => {
-      while (next < totalMessages && performance.now() < deadlineMs) {
-        const sequence = next++;
-        const t0 = performance.now();
-        const result = await store.putMessage({
-          topic: 'AmqpBenchBaseline',
-          queueId: sequence % 4,
-          flag: 0,
-          body: bodyFor(sequence),
-          properties: { TAGS: 'bench', UNIQ_KEY: `7F000001${sequence.toString(16).padStart(24, '0')}` },
-          sysFlag: 0,
-          bornTimestamp: Date.now(),
-          bornHost,
-          reconsumeTimes: 0,
-          preparedTransactionOffset: 0,
-        });
-        if (result.status !== 'PUT_OK') throw new Error(`put failed: ${result.status}`);
-        latenciesMs.push(performance.now() - t0);
-        if (sequence % 1000 === 0) progress('store baseline', sequence, totalMessages);
-      }
+    const put = async (sequence: number): Promise<number> => {
+      const result = await store.putMessage({
+        topic: 'AmqpBenchBaseline',
+        queueId: sequence % 4,
+        flag: 0,
+        body: bodyFor(sequence),
+        properties: { TAGS: 'bench', UNIQ_KEY: `7F000001${sequence.toString(16).padStart(24, '0')}` },
+        sysFlag: 0,
+        bornTimestamp: Date.now(),
+        bornHost,
+        reconsumeTimes: 0,
+        preparedTransactionOffset: 0,
+      });
+      if (result.status !== 'PUT_OK') throw new Error(`put failed: ${result.status}`);
+      return 1;
     };
-    await Promise.all(Array.from({ length: 64 }, worker));
-    progress('store baseline', totalMessages, totalMessages);
+    const run = await closedLoop('store baseline', totalMessages, 64, put, capSeconds * 1000);
+    if (run.failures > 0) throw new Error(`store baseline: ${run.failures} failed puts`);
     return {
       scenario: 'store putMessage, 64 in flight (2nd baseline)',
-      messages: latenciesMs.length,
-      bytes: latenciesMs.length * BODY_BYTES,
-      seconds: (performance.now() - startMs) / 1000,
-      latenciesMs,
+      messages: run.messages,
+      bytes: run.messages * BODY_BYTES,
+      seconds: run.seconds,
+      latenciesMs: run.latenciesMs,
     };
   } finally {
     await store.shutdown();

@@ -1,7 +1,83 @@
 /**
- * Shared helpers for benchmarks: latency percentiles, table printing and a progress line.
- * Every benchmark prints its figures next to a baseline measured in the same run.
+ * Shared helpers for benchmarks: command-line options, latency percentiles, table printing, a
+ * progress line and the closed loop that keeps a fixed number of operations in flight. Every
+ * benchmark prints its figures next to a baseline measured in the same run.
  */
+/** The value after `--name` on the command line, or undefined when the option is absent. */
+export function stringArgument(name: string): string | undefined {
+  const at = process.argv.indexOf(`--${name}`);
+  return at >= 0 ? process.argv[at + 1] : undefined;
+}
+
+/** The number after `--name`, or `fallback`; unchecked (0 may mean "skip", as in --soak-gib 0). */
+export function numberArgument(name: string, fallback: number): number {
+  const at = process.argv.indexOf(`--${name}`);
+  return at >= 0 ? Number(process.argv[at + 1]) : fallback;
+}
+
+/** The positive number after `--name`, or `fallback`; throws on anything else. */
+export function argument(name: string, fallback: number): number {
+  const value = numberArgument(name, fallback);
+  if (!Number.isFinite(value) || value <= 0) throw new Error(`--${name} must be a positive number`);
+  return value;
+}
+
+export function sleepMs(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** What {@link closedLoop} carried, how long it took and how each operation went. */
+export interface LoopResult {
+  /** Sum of what the operations returned (messages carried). */
+  messages: number;
+  seconds: number;
+  /** Per successful operation, from its call to its settlement. */
+  latenciesMs: number[];
+  failures: number;
+}
+
+/**
+ * Runs `workers` loops that each call `operation` with the next index until `count` operations have
+ * been started or `capMs` has passed, so at most `workers` are in flight. `operation` returns how
+ * many messages it carried; failures are counted and the first is logged.
+ */
+export async function closedLoop(
+  label: string,
+  count: number,
+  workers: number,
+  operation: (index: number) => Promise<number>,
+  capMs = Number.POSITIVE_INFINITY,
+): Promise<LoopResult> {
+  const latenciesMs: number[] = [];
+  let next = 0;
+  let messages = 0;
+  let failures = 0;
+  let firstError: unknown;
+  const startMs = performance.now();
+  const deadlineMs = startMs + capMs;
+  const progressEvery = Math.max(1, Math.floor(count / 50));
+  async function worker(): Promise<void> {
+    while (next < count && performance.now() < deadlineMs) {
+      const index = next++;
+      const opStartMs = performance.now();
+      try {
+        // Not `messages += await ...`: that would read `messages` before the await and lose updates.
+        const carried = await operation(index);
+        messages += carried;
+        latenciesMs.push(performance.now() - opStartMs);
+      } catch (err) {
+        failures++;
+        firstError ??= err;
+      }
+      if (index % progressEvery === 0) progress(label, index, count);
+    }
+  }
+  await Promise.all(Array.from({ length: workers }, worker));
+  progress(label, count, count);
+  if (firstError !== undefined) console.error(`${label}: ${failures} failed operations; first:`, firstError);
+  return { messages, seconds: (performance.now() - startMs) / 1000, latenciesMs, failures };
+}
+
 export interface Measurement {
   scenario: string;
   messages: number;

@@ -13,33 +13,31 @@
  * runs), --server-cpu-prof DIR (the child writes a V8 CPU profile into DIR).
  */
 import './bench-env.js';
-import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { extname, join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import type { Message } from '../src/engine/common/message.js';
 import { Producer } from '../src/engine/client/producer.js';
 import { PushConsumer } from '../src/engine/client/push-consumer.js';
 import { defaultMessageStoreConfig } from '../src/engine/store/api.js';
 import { DefaultMessageStore } from '../src/engine/store/message-store.js';
-import { type Measurement, printTable, progress, summarize } from './bench-util.js';
+import { cpuProfArgs, ownCpuMs, startBenchChild } from './bench-process.js';
+import {
+  argument,
+  closedLoop,
+  type LoopResult,
+  type Measurement,
+  printTable,
+  progress,
+  sleepMs,
+  stringArgument,
+  summarize,
+} from './bench-util.js';
 import { startBenchServers } from './broker-bench-cluster.js';
-
-function argument(name: string, fallback: number): number {
-  const at = process.argv.indexOf(`--${name}`);
-  const value = at >= 0 ? Number(process.argv[at + 1]) : fallback;
-  if (!Number.isFinite(value) || value <= 0) throw new Error(`--${name} must be a positive number`);
-  return value;
-}
-function stringArgument(name: string): string | undefined {
-  const at = process.argv.indexOf(`--${name}`);
-  return at >= 0 ? process.argv[at + 1] : undefined;
-}
 
 const totalMessages = Math.floor(argument('messages', 200_000));
 const capSeconds = argument('seconds', 50);
+const capMs = capSeconds * 1000;
 const inProcess = process.argv.includes('--in-process');
 const serverCpuProfDir = stringArgument('server-cpu-prof');
 const scenarios = new Set((stringArgument('scenarios') ?? 'single,batch,consume').split(','));
@@ -74,66 +72,18 @@ interface Servers {
   stop(): Promise<void>;
 }
 
-/** Line reader over the child's stdout: resolves waiters by line prefix. */
-function childLines(child: ChildProcess): (prefix: string, timeoutMs: number) => Promise<string> {
-  const waiters: { prefix: string; resolve: (line: string) => void }[] = [];
-  const buffered: string[] = [];
-  const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
-  lines.on('line', (line) => {
-    const at = waiters.findIndex((waiter) => line.startsWith(waiter.prefix));
-    if (at >= 0) waiters.splice(at, 1)[0]?.resolve(line);
-    else if (/^(READY|CPU|STOPPED)/.test(line)) buffered.push(line);
-    else console.log(`[server] ${line}`);
-  });
-  return (prefix, timeoutMs) => {
-    const earlier = buffered.findIndex((line) => line.startsWith(prefix));
-    if (earlier >= 0) return Promise.resolve(buffered.splice(earlier, 1)[0] as string);
-    return new Promise<string>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`server child: no ${prefix} within ${timeoutMs} ms`)), timeoutMs);
-      const onExit = (): void => reject(new Error(`server child exited before ${prefix}`));
-      child.once('exit', onExit);
-      waiters.push({
-        prefix,
-        resolve: (line) => {
-          clearTimeout(timer);
-          child.off('exit', onExit);
-          resolve(line);
-        },
-      });
-    });
-  };
-}
-
 async function startChildServers(): Promise<Servers> {
-  // Same extension as this file: .ts under tsx, .js once compiled to dist/.
-  const childPath = fileURLToPath(
-    new URL(`./broker-bench-child${extname(fileURLToPath(import.meta.url))}`, import.meta.url),
-  );
-  const profile = serverCpuProfDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', serverCpuProfDir];
-  const child = spawn(process.execPath, [...process.execArgv, ...profile, childPath], {
-    stdio: ['pipe', 'pipe', 'inherit'],
+  const child = await startBenchChild<{ namesrv: string; broker: string }>({
+    fromUrl: import.meta.url,
+    script: 'broker-bench-child',
+    nodeArgs: cpuProfArgs(serverCpuProfDir),
+    readyTimeoutMs: 30_000,
   });
-  const nextLine = childLines(child);
-  const ready = JSON.parse((await nextLine('READY ', 30_000)).slice('READY '.length)) as {
-    namesrv: string;
-    broker: string;
-  };
   return {
-    ...ready,
+    ...child.ready,
     where: `servers in a child process (pid ${child.pid})`,
-    async cpuMs() {
-      child.stdin?.write('cpu\n');
-      const usage = JSON.parse((await nextLine('CPU ', 10_000)).slice('CPU '.length)) as {
-        userMs: number;
-        systemMs: number;
-      };
-      return usage.userMs + usage.systemMs;
-    },
-    async stop() {
-      child.stdin?.write('stop\n');
-      await nextLine('STOPPED', 30_000).catch(() => child.kill('SIGKILL'));
-      if (child.exitCode === null) await new Promise((resolve) => child.once('exit', resolve));
-    },
+    cpuMs: () => child.cpuMs(),
+    stop: () => child.stop(),
   };
 }
 
@@ -152,11 +102,6 @@ async function startInProcessServers(): Promise<Servers> {
   };
 }
 
-function clientCpuMs(): number {
-  const usage = process.cpuUsage();
-  return (usage.user + usage.system) / 1000;
-}
-
 interface ScenarioResult {
   measurement: Measurement;
   failures: number;
@@ -164,52 +109,28 @@ interface ScenarioResult {
   serverCpuMs: number;
 }
 
-/**
- * Runs `workers` loops that each call `operation` until `count` operations have been started or the
- * time cap is reached. `operation` returns how many messages it carried.
- */
-async function closedLoop(
-  label: string,
-  count: number,
-  workers: number,
-  operation: (index: number) => Promise<number>,
-): Promise<{ messages: number; seconds: number; latenciesMs: number[]; failures: number }> {
-  const latenciesMs: number[] = [];
-  let next = 0;
-  let messages = 0;
-  let failures = 0;
-  let firstError: unknown;
-  const startMs = performance.now();
-  const deadlineMs = startMs + capSeconds * 1000;
-  const progressEvery = Math.max(1, Math.floor(count / 50));
-  async function worker(): Promise<void> {
-    while (next < count && performance.now() < deadlineMs) {
-      const index = next++;
-      const opStartMs = performance.now();
-      try {
-        // Not `messages += await ...`: that would read `messages` before the await and lose updates.
-        const carried = await operation(index);
-        messages += carried;
-        latenciesMs.push(performance.now() - opStartMs);
-      } catch (err) {
-        failures++;
-        firstError ??= err;
-      }
-      if (index % progressEvery === 0) progress(label, index, count);
-    }
-  }
-  await Promise.all(Array.from({ length: workers }, worker));
-  progress(label, count, count);
-  if (firstError !== undefined) console.error(`${label}: ${failures} failed operations; first:`, firstError);
-  return { messages, seconds: (performance.now() - startMs) / 1000, latenciesMs, failures };
+/** A scenario's figures from its loop, with the CPU used by the client and the servers. */
+function scenarioResult(scenario: string, run: LoopResult, clientCpuMs: number, serverCpuMs: number): ScenarioResult {
+  return {
+    measurement: {
+      scenario,
+      messages: run.messages,
+      bytes: run.messages * BODY_BYTES,
+      seconds: run.seconds,
+      latenciesMs: run.latenciesMs,
+    },
+    failures: run.failures,
+    clientCpuMs,
+    serverCpuMs,
+  };
 }
 
 async function measured<T>(servers: Servers, run: () => Promise<T>): Promise<T & { cpu: [number, number] }> {
-  const client0 = clientCpuMs();
+  const client0 = ownCpuMs();
   const server0 = await servers.cpuMs();
   const result = await run();
   const server1 = await servers.cpuMs();
-  return { ...result, cpu: [clientCpuMs() - client0, server1 - server0] };
+  return { ...result, cpu: [ownCpuMs() - client0, server1 - server0] };
 }
 
 /** Baseline: the store's own append rate for the same messages, 64 appenders, async flush. */
@@ -241,21 +162,10 @@ async function storeBaseline(): Promise<ScenarioResult> {
       if (result.status !== 'PUT_OK') throw new Error(`put failed: ${result.status}`);
       return 1;
     };
-    await closedLoop('baseline warm-up', WARMUP_MESSAGES, SENDS_IN_FLIGHT, put);
-    const cpu0 = clientCpuMs();
-    const run = await closedLoop('store baseline', totalMessages, SENDS_IN_FLIGHT, put);
-    return {
-      measurement: {
-        scenario: `store putMessage, ${SENDS_IN_FLIGHT} in flight (baseline)`,
-        messages: run.messages,
-        bytes: run.messages * BODY_BYTES,
-        seconds: run.seconds,
-        latenciesMs: run.latenciesMs,
-      },
-      failures: run.failures,
-      clientCpuMs: clientCpuMs() - cpu0,
-      serverCpuMs: 0,
-    };
+    await closedLoop('baseline warm-up', WARMUP_MESSAGES, SENDS_IN_FLIGHT, put, capMs);
+    const cpu0 = ownCpuMs();
+    const run = await closedLoop('store baseline', totalMessages, SENDS_IN_FLIGHT, put, capMs);
+    return scenarioResult(`store putMessage, ${SENDS_IN_FLIGHT} in flight (baseline)`, run, ownCpuMs() - cpu0, 0);
   } finally {
     await store.shutdown();
     rmSync(dir, { recursive: true, force: true });
@@ -268,20 +178,9 @@ async function singleSends(servers: Servers, producer: Producer): Promise<Scenar
     await producer.send(messageFor(topic, sequence));
     return 1;
   };
-  await closedLoop('single sends warm-up', WARMUP_MESSAGES, SENDS_IN_FLIGHT, send);
-  const run = await measured(servers, () => closedLoop('single sends', totalMessages, SENDS_IN_FLIGHT, send));
-  return {
-    measurement: {
-      scenario: `Producer.send, ${SENDS_IN_FLIGHT} in flight`,
-      messages: run.messages,
-      bytes: run.messages * BODY_BYTES,
-      seconds: run.seconds,
-      latenciesMs: run.latenciesMs,
-    },
-    failures: run.failures,
-    clientCpuMs: run.cpu[0],
-    serverCpuMs: run.cpu[1],
-  };
+  await closedLoop('single sends warm-up', WARMUP_MESSAGES, SENDS_IN_FLIGHT, send, capMs);
+  const run = await measured(servers, () => closedLoop('single sends', totalMessages, SENDS_IN_FLIGHT, send, capMs));
+  return scenarioResult(`Producer.send, ${SENDS_IN_FLIGHT} in flight`, run, run.cpu[0], run.cpu[1]);
 }
 
 async function batchSends(servers: Servers, producer: Producer): Promise<ScenarioResult> {
@@ -291,21 +190,15 @@ async function batchSends(servers: Servers, producer: Producer): Promise<Scenari
     await producer.sendBatch(messages);
     return BATCH_SIZE;
   };
-  await closedLoop('batch warm-up', WARMUP_MESSAGES / BATCH_SIZE, BATCHES_IN_FLIGHT, sendBatch);
+  await closedLoop('batch warm-up', WARMUP_MESSAGES / BATCH_SIZE, BATCHES_IN_FLIGHT, sendBatch, capMs);
   const batches = Math.ceil(totalMessages / BATCH_SIZE);
-  const run = await measured(servers, () => closedLoop('batch sends', batches, BATCHES_IN_FLIGHT, sendBatch));
-  return {
-    measurement: {
-      scenario: `Producer.sendBatch of ${BATCH_SIZE}, ${BATCHES_IN_FLIGHT} in flight`,
-      messages: run.messages,
-      bytes: run.messages * BODY_BYTES,
-      seconds: run.seconds,
-      latenciesMs: run.latenciesMs,
-    },
-    failures: run.failures,
-    clientCpuMs: run.cpu[0],
-    serverCpuMs: run.cpu[1],
-  };
+  const run = await measured(servers, () => closedLoop('batch sends', batches, BATCHES_IN_FLIGHT, sendBatch, capMs));
+  return scenarioResult(
+    `Producer.sendBatch of ${BATCH_SIZE}, ${BATCHES_IN_FLIGHT} in flight`,
+    run,
+    run.cpu[0],
+    run.cpu[1],
+  );
 }
 
 interface ConsumeResult {
@@ -367,15 +260,16 @@ async function consumeWhileProducing(servers: Servers, producer: Producer): Prom
   let produceStartMs = 0;
   const result = await measured(servers, async () => {
     produceStartMs = performance.now();
-    const run = await closedLoop('produce while consuming', totalMessages, SENDS_IN_FLIGHT, async (sequence) => {
+    const produce = async (sequence: number): Promise<number> => {
       sentAtMs[sequence] = performance.now();
       await producer.send(messageFor(topic, sequence));
       sentOk[sequence] = 1;
       return 1;
-    });
+    };
+    const run = await closedLoop('produce while consuming', totalMessages, SENDS_IN_FLIGHT, produce, capMs);
     // Wait for the consumer to drain what was sent, within the cap.
     const drainStartMs = performance.now();
-    const drainDeadlineMs = drainStartMs + capSeconds * 1000;
+    const drainDeadlineMs = drainStartMs + capMs;
     while (unique < run.messages && performance.now() < drainDeadlineMs) {
       progress('consumer draining', unique, run.messages);
       await sleepMs(20);
@@ -388,18 +282,12 @@ async function consumeWhileProducing(servers: Servers, producer: Producer): Prom
     if (sentOk[sequence] === 1 && deliveries[sequence] === 0) lost++;
   }
   return {
-    produce: {
-      measurement: {
-        scenario: `Producer.send, ${SENDS_IN_FLIGHT} in flight, with consumer`,
-        messages: result.messages,
-        bytes: result.messages * BODY_BYTES,
-        seconds: result.seconds,
-        latenciesMs: result.latenciesMs,
-      },
-      failures: result.failures,
-      clientCpuMs: result.cpu[0],
-      serverCpuMs: result.cpu[1],
-    },
+    produce: scenarioResult(
+      `Producer.send, ${SENDS_IN_FLIGHT} in flight, with consumer`,
+      result,
+      result.cpu[0],
+      result.cpu[1],
+    ),
     consume: {
       scenario: '  PushConsumer (ratio: vs the producer)',
       messages: unique,
@@ -411,10 +299,6 @@ async function consumeWhileProducing(servers: Servers, producer: Producer): Prom
     duplicates,
     drainSeconds: result.drainSeconds,
   };
-}
-
-function sleepMs(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 function percentOf(value: number, reference: number): string {

@@ -22,26 +22,14 @@
  * (the rocketbridge child writes a V8 CPU profile into DIR).
  */
 import './bench-env.js';
-import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect as netConnect, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
-import { extname, join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { MqttClient } from 'mqtt';
-import { percentile, progress } from './bench-util.js';
-
-function argument(name: string, fallback: number): number {
-  const at = process.argv.indexOf(`--${name}`);
-  const value = at >= 0 ? Number(process.argv[at + 1]) : fallback;
-  if (!Number.isFinite(value) || value <= 0) throw new Error(`--${name} must be a positive number`);
-  return value;
-}
-function stringArgument(name: string): string | undefined {
-  const at = process.argv.indexOf(`--${name}`);
-  return at >= 0 ? process.argv[at + 1] : undefined;
-}
+import { cpuProfArgs, openFdCount, ownCpuMs, processCpuMs, processRssKiB, startBenchChild } from './bench-process.js';
+import { argument, percentile, progress, sleepMs, stringArgument } from './bench-util.js';
 
 const totalMessages = Math.floor(argument('messages', 20_000));
 const capSeconds = argument('seconds', 30);
@@ -58,7 +46,6 @@ const WARMUP_MESSAGES = 1000;
 const STALL_MS = 2000;
 const CONNECT_BATCH = 500;
 const CONNECT_TIMEOUT_MS = 10_000;
-const CLOCK_TICKS_PER_SEC = 100;
 const TARGET_IDLE_KIB = 50;
 const BASELINE = 'aedes';
 
@@ -88,61 +75,20 @@ interface ServerUnderTest {
   stop(): Promise<void>;
 }
 
-/** Line reader over a child's stdout: resolves waiters by line prefix; other lines are echoed. */
-function childLines(child: ChildProcess): (prefix: string, timeoutMs: number) => Promise<string> {
-  const waiters: { prefix: string; resolve: (line: string) => void }[] = [];
-  const buffered: string[] = [];
-  const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
-  lines.on('line', (line) => {
-    const at = waiters.findIndex((waiter) => line.startsWith(waiter.prefix));
-    if (at >= 0) waiters.splice(at, 1)[0]?.resolve(line);
-    else if (/^(READY|GC|STOPPED)/.test(line)) buffered.push(line);
-    else console.log(`[server] ${line}`);
-  });
-  return (prefix, timeoutMs) => {
-    const earlier = buffered.findIndex((line) => line.startsWith(prefix));
-    if (earlier >= 0) return Promise.resolve(buffered.splice(earlier, 1)[0] as string);
-    return new Promise<string>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`server child: no ${prefix} within ${timeoutMs} ms`)), timeoutMs);
-      const onExit = (): void => reject(new Error(`server child exited before ${prefix}`));
-      child.once('exit', onExit);
-      waiters.push({
-        prefix,
-        resolve: (line) => {
-          clearTimeout(timer);
-          child.off('exit', onExit);
-          resolve(line);
-        },
-      });
-    });
-  };
-}
-
 async function startNodeServer(kind: 'rocketbridge' | 'aedes'): Promise<ServerUnderTest> {
-  // Same extension as this file: .ts under tsx, .js once compiled to dist/.
-  const childPath = fileURLToPath(
-    new URL(`./mqtt-bench-child${extname(fileURLToPath(import.meta.url))}`, import.meta.url),
-  );
-  const profile =
-    serverCpuProfDir !== undefined && kind === 'rocketbridge' ? ['--cpu-prof', '--cpu-prof-dir', serverCpuProfDir] : [];
-  const child = spawn(process.execPath, [...process.execArgv, '--expose-gc', ...profile, childPath, kind], {
-    stdio: ['pipe', 'pipe', 'inherit'],
+  const child = await startBenchChild<{ port: number }>({
+    fromUrl: import.meta.url,
+    script: 'mqtt-bench-child',
+    nodeArgs: ['--expose-gc', ...cpuProfArgs(kind === 'rocketbridge' ? serverCpuProfDir : undefined)],
+    args: [kind],
+    readyTimeoutMs: 60_000,
   });
-  const nextLine = childLines(child);
-  const ready = JSON.parse((await nextLine('READY ', 60_000)).slice('READY '.length)) as { port: number };
   return {
     name: kind,
-    port: ready.port,
-    pid: child.pid as number,
-    async gc() {
-      child.stdin?.write('gc\n');
-      await nextLine('GC', 10_000);
-    },
-    async stop() {
-      child.stdin?.write('stop\n');
-      await nextLine('STOPPED', 30_000).catch(() => child.kill('SIGKILL'));
-      if (child.exitCode === null) await new Promise((resolve) => child.once('exit', resolve));
-    },
+    port: child.ready.port,
+    pid: child.pid,
+    gc: () => child.gc(),
+    stop: () => child.stop(),
   };
 }
 
@@ -215,30 +161,6 @@ async function startMosquitto(binary: string): Promise<ServerUnderTest> {
       rmSync(dir, { recursive: true, force: true });
     },
   };
-}
-
-/** CPU time (user + system) a process has used so far, from /proc/<pid>/stat. */
-function processCpuMs(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  // After the command name: state is field 3, utime field 14, stime field 15 (1-based, man proc).
-  const ticks = Number(fields[11]) + Number(fields[12]);
-  return (ticks * 1000) / CLOCK_TICKS_PER_SEC;
-}
-
-function processRssKiB(pid: number): number {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const match = /^VmRSS:\s+(\d+) kB/m.exec(status);
-  return match === null ? Number.NaN : Number(match[1]);
-}
-
-function openFdCount(pid: number): number {
-  return readdirSync(`/proc/${pid}/fd`).length;
-}
-
-function clientCpuMs(): number {
-  const usage = process.cpuUsage();
-  return (usage.user + usage.system) / 1000;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -455,11 +377,11 @@ async function runScenario(server: ServerUnderTest, spec: ScenarioSpec): Promise
 
     const run = newRun(3, totalMessages, spec.subscribers);
     current = run;
-    const client0 = clientCpuMs();
+    const client0 = ownCpuMs();
     const server0 = processCpuMs(server.pid);
     const seconds = await windowed(run, `${server.name} ${spec.id}`, (sequence) => publish(run, sequence));
     const serverCpuMs = processCpuMs(server.pid) - server0;
-    const clientCpu = clientCpuMs() - client0;
+    const clientCpu = ownCpuMs() - client0;
     // A moment for late QoS 1 acknowledgements and stragglers to be counted.
     await sleepMs(200);
     let published = 0;
@@ -751,10 +673,6 @@ function printTargets(results: ScenarioResult[], idle: IdleResult[]): void {
         `(${ours.held === idleConnections && kib < TARGET_IDLE_KIB ? 'met' : 'not met'})`,
     );
   }
-}
-
-function sleepMs(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 async function main(): Promise<void> {

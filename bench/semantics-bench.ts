@@ -20,28 +20,24 @@
  * --scenarios pop,delay (a subset), --in-process.
  */
 import './bench-env.js';
-import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { extname, join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { Producer } from '../src/engine/client/producer.js';
 import { PushConsumer } from '../src/engine/client/push-consumer.js';
 import { type ReceivedMessage, SimpleConsumer } from '../src/engine/client/simple-consumer.js';
-import { type Measurement, percentile, printTable, progress } from './bench-util.js';
+import { startBenchChild } from './bench-process.js';
+import {
+  argument,
+  closedLoop,
+  type Measurement,
+  percentile,
+  printTable,
+  progress,
+  sleepMs,
+  stringArgument,
+} from './bench-util.js';
 import { startBenchServers } from './broker-bench-cluster.js';
-
-function argument(name: string, fallback: number): number {
-  const at = process.argv.indexOf(`--${name}`);
-  const value = at >= 0 ? Number(process.argv[at + 1]) : fallback;
-  if (!Number.isFinite(value) || value <= 0) throw new Error(`--${name} must be a positive number`);
-  return value;
-}
-function stringArgument(name: string): string | undefined {
-  const at = process.argv.indexOf(`--${name}`);
-  return at >= 0 ? process.argv[at + 1] : undefined;
-}
 
 const totalMessages = Math.floor(argument('messages', 100_000));
 const spreadMs = argument('spread-seconds', 60) * 1000;
@@ -72,52 +68,17 @@ interface Servers {
   stop(): Promise<void>;
 }
 
-/**
- * Reads the child's stdout for its whole life (so it never blocks on a full pipe): a line starting
- * with a prefix someone waits for resolves that waiter; others are echoed.
- */
-function childLines(child: ChildProcess): (prefix: string, timeoutMs: number) => Promise<string> {
-  const waiters: { prefix: string; resolve: (line: string) => void }[] = [];
-  const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
-  lines.on('line', (line) => {
-    const at = waiters.findIndex((waiter) => line.startsWith(waiter.prefix));
-    if (at >= 0) waiters.splice(at, 1)[0]?.resolve(line);
-    else console.log(`[server] ${line}`);
-  });
-  return (prefix, timeoutMs) =>
-    new Promise<string>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`server child: no ${prefix} within ${timeoutMs} ms`)), timeoutMs);
-      const onExit = (): void => reject(new Error(`server child exited before ${prefix}`));
-      child.once('exit', onExit);
-      waiters.push({
-        prefix,
-        resolve: (line) => {
-          clearTimeout(timer);
-          child.off('exit', onExit);
-          resolve(line);
-        },
-      });
-    });
-}
-
 /** The broker benchmark's server child (default broker options): its own core on a 2-core machine. */
 async function startChildServers(): Promise<Servers> {
-  // Same extension as this file: .ts under tsx, .js once compiled to dist/.
-  const childPath = fileURLToPath(
-    new URL(`./broker-bench-child${extname(fileURLToPath(import.meta.url))}`, import.meta.url),
-  );
-  const child = spawn(process.execPath, [...process.execArgv, childPath], { stdio: ['pipe', 'pipe', 'inherit'] });
-  const nextLine = childLines(child);
-  const ready = JSON.parse((await nextLine('READY ', 30_000)).slice('READY '.length)) as { namesrv: string };
+  const child = await startBenchChild<{ namesrv: string }>({
+    fromUrl: import.meta.url,
+    script: 'broker-bench-child',
+    readyTimeoutMs: 30_000,
+  });
   return {
-    namesrv: ready.namesrv,
+    namesrv: child.ready.namesrv,
     where: `servers in a child process (pid ${child.pid})`,
-    async stop() {
-      const stopped = nextLine('STOPPED', 30_000).catch(() => child.kill('SIGKILL'));
-      child.stdin?.write('stop\n');
-      await stopped;
-      if (child.exitCode === null) await new Promise((resolve) => child.once('exit', resolve));
-    },
+    stop: () => child.stop(),
   };
 }
 
@@ -134,10 +95,6 @@ async function startInProcessServers(): Promise<Servers> {
   };
 }
 
-function sleepMs(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
 /** Runs `workers` loops over indexes 0..count-1; returns the failures (the first is logged). */
 async function inParallel(
   label: string,
@@ -145,26 +102,11 @@ async function inParallel(
   workers: number,
   operation: (index: number) => Promise<void>,
 ): Promise<number> {
-  let next = 0;
-  let failures = 0;
-  let firstError: unknown;
-  const progressEvery = Math.max(1, Math.floor(count / 50));
-  async function worker(): Promise<void> {
-    while (next < count) {
-      const index = next++;
-      try {
-        await operation(index);
-      } catch (err) {
-        failures++;
-        firstError ??= err;
-      }
-      if (index % progressEvery === 0) progress(label, index, count);
-    }
-  }
-  await Promise.all(Array.from({ length: workers }, worker));
-  progress(label, count, count);
-  if (firstError !== undefined) console.error(`${label}: ${failures} failed operations; first:`, firstError);
-  return failures;
+  const run = await closedLoop(label, count, workers, async (index) => {
+    await operation(index);
+    return 1;
+  });
+  return run.failures;
 }
 
 /** Polls `done` every 20 ms until it is true or `timeoutMs` passes, showing progress. */

@@ -31,22 +31,13 @@ import type { MessageToStore } from '../src/engine/common/message.js';
 import { parseTagExpression } from '../src/engine/common/tag-expression.js';
 import { defaultMessageStoreConfig, type MessageStoreConfig } from '../src/engine/store/api.js';
 import { DefaultMessageStore } from '../src/engine/store/message-store.js';
-import { type Measurement, printTable, progress } from './bench-util.js';
+import { type Measurement, numberArgument, printTable, progress, stringArgument } from './bench-util.js';
 
 const fdatasyncAsync = promisify(fdatasync);
 
-function argument(name: string, fallback: number): number {
-  const at = process.argv.indexOf(`--${name}`);
-  return at >= 0 ? Number(process.argv[at + 1]) : fallback;
-}
-function stringArgument(name: string): string | undefined {
-  const at = process.argv.indexOf(`--${name}`);
-  return at >= 0 ? process.argv[at + 1] : undefined;
-}
-
-const asyncMessages = argument('messages', 200_000);
-const syncMessages = argument('sync-messages', 50_000);
-const soakGiB = argument('soak-gib', 5);
+const asyncMessages = numberArgument('messages', 200_000);
+const syncMessages = numberArgument('sync-messages', 50_000);
+const soakGiB = numberArgument('soak-gib', 5);
 const bodySizes = (stringArgument('sizes') ?? '128,1024,4096').split(',').map(Number);
 const SYNC_APPENDERS = 64;
 /** Distinct messages per pool: enough that keys repeat rarely, small enough to build in a blink. */
