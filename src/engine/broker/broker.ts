@@ -198,7 +198,7 @@ export class Broker {
     const store = new DefaultMessageStore({ ...this.config.store, storeHost: this.storeHost });
     store.onMessageArrived((arrival) => {
       this.holdService.notifyMessageArriving(arrival.topic, arrival.queueId, arrival.queueOffset, arrival.tagsCode);
-      this.popProcessor?.notifyArrival(arrival.topic);
+      this.popProcessor?.notifyArrival(arrival.topic, arrival.tagsCode);
       if (arrival.topic === SCHEDULE_TOPIC) this.schedule.notifyArrival(arrival.queueId);
     });
     try {

@@ -12,7 +12,7 @@
  * `ckStartOffset popTime invisibleTime reviveQid t brokerName queueId queueOffset` (t: 1 = retry topic);
  * ack and change check its popTime against the lease, so an old handle stops working.
  */
-import { parseTagExpression } from '../common/tag-expression.js';
+import { mayMatchTagsCode, parseTagExpression, type TagFilter } from '../common/tag-expression.js';
 import { RETRY_GROUP_TOPIC_PREFIX, topicNameProblem } from '../common/topic.js';
 import type { RemotingChannel } from '../remoting/channel.js';
 import { ResponseCode } from '../remoting/codes.js';
@@ -106,6 +106,8 @@ const REVIVE_QID = 0;
 
 interface Waiter {
   readonly topics: readonly string[];
+  /** Only arrivals whose tag may match wake the pop (thousands of groups can wait on one topic). */
+  readonly filter: TagFilter;
   readonly wake: () => void;
 }
 
@@ -121,6 +123,8 @@ export function popTimeOfExtraInfo(extraInfo: string): number {
 
 export class PopMessageProcessor {
   private readonly waiters = new Set<Waiter>();
+  /** The same waiters by watched topic, so an arrival looks only at the pops of its topic. */
+  private readonly waitersByTopic = new Map<string, Set<Waiter>>();
   private stopped = false;
 
   constructor(
@@ -128,9 +132,11 @@ export class PopMessageProcessor {
     private readonly pops: PopService,
   ) {}
 
-  /** The store's arrival listener: wakes pops waiting on the topic. */
-  notifyArrival(topic: string): void {
-    for (const waiter of [...this.waiters]) if (waiter.topics.includes(topic)) waiter.wake();
+  /** The store's arrival listener: wakes pops waiting on the topic whose filter may match the tag. */
+  notifyArrival(topic: string, tagsCode: number): void {
+    const waiting = this.waitersByTopic.get(topic);
+    if (waiting === undefined) return;
+    for (const waiter of [...waiting]) if (mayMatchTagsCode(waiter.filter, tagsCode)) waiter.wake();
   }
 
   /** Answers every waiting pop. */
@@ -208,7 +214,7 @@ export class PopMessageProcessor {
       if (this.waiters.size >= this.ctx.config.maxHeldPulls) {
         return createResponse(request, ResponseCode.PollingFull, 'too many pops waiting');
       }
-      await this.waitForArrival(watched, remainingMs);
+      await this.waitForArrival(watched, filter, remainingMs);
     }
   }
 
@@ -295,12 +301,18 @@ export class PopMessageProcessor {
     return createResponse(request, ResponseCode.Success, 'FOUND', fields, Buffer.concat(result.records));
   }
 
-  private waitForArrival(topics: readonly string[], timeoutMs: number): Promise<void> {
+  private waitForArrival(topics: readonly string[], filter: TagFilter, timeoutMs: number): Promise<void> {
     return new Promise<void>((resolve) => {
       const waiter: Waiter = {
         topics,
+        filter,
         wake: () => {
           if (!this.waiters.delete(waiter)) return;
+          for (const topic of topics) {
+            const waiting = this.waitersByTopic.get(topic);
+            waiting?.delete(waiter);
+            if (waiting?.size === 0) this.waitersByTopic.delete(topic);
+          }
           clearTimeout(timer);
           // Re-pop outside the store's put path that may have called us.
           setImmediate(resolve);
@@ -308,6 +320,14 @@ export class PopMessageProcessor {
       };
       const timer = setTimeout(() => waiter.wake(), timeoutMs);
       this.waiters.add(waiter);
+      for (const topic of topics) {
+        let waiting = this.waitersByTopic.get(topic);
+        if (waiting === undefined) {
+          waiting = new Set();
+          this.waitersByTopic.set(topic, waiting);
+        }
+        waiting.add(waiter);
+      }
     });
   }
 }
