@@ -8,7 +8,7 @@ import { AmqpServer } from '../adapters/amqp/server.js';
 import type { Listener } from '../adapters/http/dashboard.js';
 import { HttpServer } from '../adapters/http/server.js';
 import { startMqttServer } from '../adapters/mqtt/server.js';
-import { createWebSocketHandler, webSocketAssets } from '../adapters/websocket/index.js';
+import { createWebSocketHandler, DEMO_URL_PATH, webSocketAssets } from '../adapters/websocket/index.js';
 import { AdminClient } from '../engine/client/admin-client.js';
 import type { Transport } from '../engine/client/transport.js';
 import { createLogger } from '../engine/common/logger.js';
@@ -31,7 +31,7 @@ export function withFrontEndOptions<T>(yargs: Argv<T>): Argv<T & FrontEndArgs> {
     .option('http-port', {
       type: 'number',
       default: 8080,
-      describe: 'HTTP port: dashboard at /, demo at /demo, WebSocket API at /ws, MQTT at /mqtt, /metrics',
+      describe: 'HTTP port: demo at /, dashboard at /dashboard, WebSocket API at /ws, MQTT at /mqtt, /metrics',
     })
     .option('amqp-port', { type: 'number', default: 5672, describe: 'AMQP 0-9-1 TCP port' })
     .option('amqp-user', {
@@ -105,12 +105,15 @@ export async function startFrontEnds(
   const webSocket = createWebSocketHandler({ nameServers, transport: newTransport() });
   http.handleUpgrade('/ws', (request, socket, head) => webSocket.handleUpgrade(request, socket, head));
   for (const [path, asset] of webSocketAssets()) http.serveAsset(path, asset);
+  // The first page a visitor sees is the live demo; operators find the dashboard one link away.
+  const demo = webSocketAssets().get(DEMO_URL_PATH);
+  if (demo !== undefined) http.serveAsset('/', demo);
   await http.listen();
   const httpAddress = `${args.host}:${http.port}`;
   listeners.push({ protocol: 'MQTT over WebSocket', address: `ws://${httpAddress}/mqtt` });
   listeners.push({ protocol: 'WebSocket API (demo at /demo)', address: `ws://${httpAddress}/ws` });
   listeners.push({ protocol: 'HTTP (dashboard, /metrics)', address: httpAddress });
-  log.info(`HTTP listening on ${httpAddress}: dashboard at /, demo at /demo, WebSocket API at /ws, MQTT at /mqtt`);
+  log.info(`HTTP listening on ${httpAddress}: demo at /, dashboard at /dashboard, WebSocket API at /ws, MQTT at /mqtt`);
 
   return {
     async close() {

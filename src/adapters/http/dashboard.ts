@@ -1,5 +1,5 @@
 /**
- * The dashboard at `/`: one self-contained page that polls /api/overview and shows the listeners,
+ * The dashboard at `/dashboard`: one self-contained page that polls /api/overview and shows the listeners,
  * brokers with their runtime figures, and topics.
  */
 import type { AdminClient, BrokerSummary } from '../../engine/client/index.js';
@@ -57,7 +57,7 @@ export const DASHBOARD_HTML = `<!doctype html>
 </head>
 <body>
 <h1>rocketbridge</h1>
-<p><a href="/demo">WebSocket demo</a> · <a href="/metrics">Prometheus metrics</a></p>
+<p><a href="/">WebSocket demo</a> · <a href="/metrics">Prometheus metrics</a></p>
 <div class="muted" id="updated">loading…</div>
 <h2>Listeners</h2>
 <table><thead><tr><th>Protocol</th><th>Address</th></tr></thead><tbody id="listeners"></tbody></table>

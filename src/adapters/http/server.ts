@@ -1,6 +1,7 @@
 /**
  * The one HTTP listener (default port 8080): WebSocket upgrades routed by path (e.g. /mqtt, /ws) to
- * the front ends that register them, the dashboard at /, its data at /api/overview, and Prometheus
+ * the front ends that register them, the dashboard at /dashboard (and at / unless an asset is served
+ * there), its data at /api/overview, and Prometheus
  * metrics at /metrics. Unknown paths get 404; unknown upgrade paths are refused with 404 before any
  * WebSocket handshake.
  */
@@ -99,7 +100,7 @@ export class HttpServer {
     const asset = this.assets.get(path);
     if (asset !== undefined) {
       response.writeHead(200, { 'content-type': asset.contentType }).end(asset.body);
-    } else if (path === '/') {
+    } else if (path === '/' || path === '/dashboard') {
       response.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(DASHBOARD_HTML);
     } else if (path === '/api/overview') {
       const overview = await readOverview(this.options.admin, this.options.listeners());

@@ -1,7 +1,7 @@
 /**
  * What the HTTP listener serves for browsers: the ES module client (src/adapters/websocket/
  * browser-client/rocketbridge-client.js, at /client/rocketbridge-client.js) and the demo page (at
- * /demo; the dashboard stays at /). The HTTP listener mounts these; this module only provides them.
+ * /demo, and at / when the process serves it there; the dashboard is at /dashboard). The HTTP listener mounts these; this module only provides them.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -64,7 +64,7 @@ export const DEMO_HTML = `<!doctype html>
 </head>
 <body>
 <h1>rocketbridge WebSocket demo</h1>
-<p>Status: <span id="status" class="down">connecting…</span> · <a href="/">dashboard</a> · protocol: docs/websocket.md</p>
+<p>Status: <span id="status" class="down">connecting…</span> · <a href="/dashboard">dashboard</a> · protocol: docs/websocket.md</p>
 <fieldset>
   <legend>Subscribe</legend>
   <label>Topic <input id="sub-topic" value="DemoTopic"></label>

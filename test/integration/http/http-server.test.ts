@@ -55,11 +55,13 @@ describe('HTTP listener', () => {
     await cluster.close();
   });
 
-  it('serves the dashboard page at /', async () => {
-    const page = await get(http.port, '/');
-    assert.equal(page.status, 200);
-    assert.match(page.type, /text\/html/);
-    assert.match(page.body, /<title>rocketbridge<\/title>/);
+  it('serves the dashboard page at /dashboard, and at / when no asset is served there', async () => {
+    for (const path of ['/dashboard', '/']) {
+      const page = await get(http.port, path);
+      assert.equal(page.status, 200);
+      assert.match(page.type, /text\/html/);
+      assert.match(page.body, /<title>rocketbridge<\/title>/);
+    }
   });
 
   it('reports brokers, listeners and user topics at /api/overview', async () => {
