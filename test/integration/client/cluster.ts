@@ -7,6 +7,7 @@ import { type BrokerConfig, testBrokerConfig } from '../../../src/engine/broker/
 import { NameServer } from '../../../src/engine/namesrv/name-server.js';
 import { InProcessNetwork, InProcessTransport } from '../../../src/engine/client/transport-in-process.js';
 import type { Transport } from '../../../src/engine/client/transport.js';
+import { restartablePort } from '../../helpers/ports.js';
 import { makeTempDir } from '../../helpers/temp-dir.js';
 
 export type TransportKind = 'tcp' | 'in-process';
@@ -31,11 +32,16 @@ export async function startCluster(overrides: Partial<BrokerConfig> = {}): Promi
   const namesrvAddress = nameServer.address;
   const network = new InProcessNetwork();
   network.bind(namesrvAddress, nameServer.registry);
-  let config = testBrokerConfig(dir, { namesrvAddresses: [namesrvAddress], ...overrides });
+  // restartBroker listens on the same port again: take one below the ephemeral range (helpers/ports.ts).
+  const config = testBrokerConfig(dir, {
+    namesrvAddresses: [namesrvAddress],
+    port: await restartablePort(),
+    haPort: 0,
+    ...overrides,
+  });
   let broker = new Broker(config);
   await broker.start();
   network.bind(broker.address, broker.registry);
-  config = { ...config, port: broker.port };
   const transports: Transport[] = [];
 
   const cluster: TestCluster = {

@@ -4,6 +4,7 @@
  */
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { type MqttServer, type MqttServerOptions, startMqttServer } from '../../../src/adapters/mqtt/server.js';
+import { restartablePort } from '../../helpers/ports.js';
 import { startCluster, type TestCluster, type TransportKind } from '../client/cluster.js';
 
 export interface MqttHarness {
@@ -30,8 +31,9 @@ export async function startMqttHarness(
 ): Promise<MqttHarness> {
   const cluster = await startCluster();
   const clients = new Set<MqttClient>();
+  const mqttPort = await restartablePort();
   const serverOptions = (): MqttServerOptions => ({
-    port: 0,
+    port: mqttPort,
     host: '127.0.0.1',
     nameServers: [cluster.namesrvAddress],
     ...cluster.clientTransport(kind),
@@ -54,9 +56,8 @@ export async function startMqttHarness(
       return client;
     },
     async restartServer() {
-      const port = server.port;
       await server.close();
-      server = await startMqttServer({ ...serverOptions(), port });
+      server = await startMqttServer(serverOptions());
       harness.server = server;
     },
     async close() {

@@ -9,6 +9,7 @@ import type { TcpChannel } from '../../../src/engine/remoting/tcp-channel.js';
 import { RemotingClient } from '../../../src/engine/remoting/tcp-client.js';
 import { RemotingServer } from '../../../src/engine/remoting/tcp-server.js';
 import { eventually } from '../../helpers/eventually.js';
+import { restartablePort } from '../../helpers/ports.js';
 
 const ECHO = 1;
 const SLOW = 2;
@@ -154,11 +155,12 @@ describe('remoting TCP client and server', () => {
   });
 
   it('reconnects on the next request after the server restarts', async () => {
-    const first = await startServer();
+    const port = await restartablePort();
+    const first = await startServer({ port });
     const client = newClient();
     assert.equal((await client.invoke(first.address, createRequest(ECHO, { n: '1' }), 5000)).extFields['echo'], '1');
     await first.server.close();
-    const second = await startServer({ port: first.server.port });
+    const second = await startServer({ port });
     const response = await eventually(() => client.invoke(second.address, createRequest(ECHO, { n: '2' }), 1000), {
       timeoutMs: 5000,
     });
