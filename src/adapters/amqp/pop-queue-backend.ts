@@ -20,7 +20,7 @@
 import { PullConsumer, type ReceivedMessage, SimpleConsumer, type Transport } from '../../engine/client/index.js';
 import { ErrorCode, isRbError } from '../../engine/common/errors.js';
 import { createLogger } from '../../engine/common/logger.js';
-import type { QueueBackend, QueueMessage } from './queue-backend.js';
+import { type QueueBackend, type QueueMessage, takeMatching } from './queue-backend.js';
 
 const log = createLogger('amqp-pop-queue');
 
@@ -146,17 +146,7 @@ export class PopQueueBackend implements QueueBackend {
   }
 
   takeWhere(predicate: (message: QueueMessage) => boolean, max: number): QueueMessage[] {
-    const taken: Entry[] = [];
-    for (let i = 0; i < this.ready.length && taken.length < max;) {
-      const entry = this.ready[i] as Entry;
-      if (predicate(entry)) {
-        this.ready.splice(i, 1);
-        this.unacked.set(entry.id, entry);
-        taken.push(entry);
-      } else {
-        i++;
-      }
-    }
+    const taken = takeMatching(this.ready, this.unacked, predicate, max);
     if (taken.length > 0) this.wakeDrainWaiters();
     return taken;
   }

@@ -167,17 +167,7 @@ export class PullQueueBackend implements QueueBackend {
   }
 
   takeWhere(predicate: (message: QueueMessage) => boolean, max: number): QueueMessage[] {
-    const taken: Entry[] = [];
-    for (let i = 0; i < this.ready.length && taken.length < max;) {
-      const entry = this.ready[i] as Entry;
-      if (predicate(entry)) {
-        this.ready.splice(i, 1);
-        this.unacked.set(entry.id, entry);
-        taken.push(entry);
-      } else {
-        i++;
-      }
-    }
+    const taken = takeMatching(this.ready, this.unacked, predicate, max);
     if (taken.length > 0) this.wakeDrainWaiters();
     return taken;
   }
@@ -452,4 +442,28 @@ export class PullQueueBackend implements QueueBackend {
       else this.scheduleCommit();
     }
   }
+}
+
+/**
+ * Moves up to `max` ready entries that match `predicate` into `unacked` (by id), keeping the order of
+ * the rest: the shared step of basic.get and consumers with per-message filters in every backend.
+ */
+export function takeMatching<E extends QueueMessage>(
+  ready: E[],
+  unacked: Map<number, E>,
+  predicate: (message: QueueMessage) => boolean,
+  max: number,
+): E[] {
+  const taken: E[] = [];
+  for (let i = 0; i < ready.length && taken.length < max;) {
+    const entry = ready[i] as E;
+    if (predicate(entry)) {
+      ready.splice(i, 1);
+      unacked.set(entry.id, entry);
+      taken.push(entry);
+    } else {
+      i++;
+    }
+  }
+  return taken;
 }
