@@ -81,6 +81,11 @@ export interface BenchChild<Ready> {
   cpuMs(): Promise<number>;
   /** A full GC in the child (needs `--expose-gc` in {@link BenchChildOptions.nodeArgs}). */
   gc(): Promise<void>;
+  /**
+   * Like {@link gc}, resolving with the JSON the child printed after `GC ` (see the `gcReport`
+   * argument of {@link serveBenchChild}), or undefined when it printed a bare `GC`.
+   */
+  gcReport(): Promise<unknown>;
   /** Asks the child to stop and waits for it to exit (killed if it does not say `STOPPED` in 30 s). */
   stop(): Promise<void>;
 }
@@ -115,6 +120,11 @@ export async function startBenchChild<Ready>(options: BenchChildOptions): Promis
       child.stdin?.write('gc\n');
       await nextLine('GC', 10_000);
     },
+    async gcReport() {
+      child.stdin?.write('gc\n');
+      const report = (await nextLine('GC', 10_000)).slice('GC'.length).trim();
+      return report === '' ? undefined : (JSON.parse(report) as unknown);
+    },
     async stop() {
       const stopped = nextLine('STOPPED', 30_000).catch(() => child.kill('SIGKILL'));
       child.stdin?.write('stop\n');
@@ -127,10 +137,11 @@ export async function startBenchChild<Ready>(options: BenchChildOptions): Promis
 /**
  * The child side of the protocol: prints `READY <ready as JSON>`, then answers `cpu` with this
  * process's CPU time (`CPU {"userMs": n, "systemMs": n}`) and `gc` with a full collection (when
- * node runs with --expose-gc) and `GC`; on `stop` or end of stdin runs `stop` once, prints
- * `STOPPED` and exits.
+ * node runs with --expose-gc) and `GC` (followed by ` <gcReport() as JSON>` when `gcReport` is
+ * given, e.g. the heap in use after the collection); on `stop` or end of stdin runs `stop` once,
+ * prints `STOPPED` and exits.
  */
-export function serveBenchChild(ready: unknown, stop: () => Promise<void>): void {
+export function serveBenchChild(ready: unknown, stop: () => Promise<void>, gcReport?: () => unknown): void {
   process.stdout.write(`READY ${JSON.stringify(ready)}\n`);
   let stopping = false;
   const stopOnce = async (): Promise<void> => {
@@ -149,7 +160,7 @@ export function serveBenchChild(ready: unknown, stop: () => Promise<void>): void
       process.stdout.write(`CPU ${JSON.stringify({ userMs: usage.user / 1000, systemMs: usage.system / 1000 })}\n`);
     } else if (command === 'gc') {
       (globalThis as { gc?: () => void }).gc?.();
-      process.stdout.write('GC\n');
+      process.stdout.write(gcReport === undefined ? 'GC\n' : `GC ${JSON.stringify(gcReport())}\n`);
     } else if (command === 'stop') {
       void stopOnce();
     }

@@ -7,11 +7,10 @@
  *                   wires them (src/cli/front-ends.ts) without MQTT and AMQP; the broker also
  *                   listens on TCP, so the engine Producer baseline reaches the same broker;
  *   echo         -> a plain `ws` server that echoes every message (the memory baseline).
- * Line protocol on stdin/stdout:
+ * Line protocol on stdin/stdout: bench-process.ts's (serveBenchChild: `cpu`, `gc`, `stop`), where
  *   started      -> `READY {"port": n, "namesrv"?: "host:port"}`
  *   `gc`         -> a full garbage collection (needs --expose-gc), then `GC {"heapUsedBytes": n}`
- *   `cpu`        -> `CPU {"ms": n}` (this process's CPU time so far)
- *   `stop` / EOF -> shuts down, removes the data dir, prints `STOPPED` and exits.
+ *   `stop` / EOF -> shuts down (removing the data dir), prints `STOPPED` and exits.
  */
 import './bench-env.js';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -19,7 +18,6 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { WebSocketServer } from 'ws';
 import { HttpServer } from '../src/adapters/http/server.js';
 import { createWebSocketHandler, webSocketAssets } from '../src/adapters/websocket/index.js';
@@ -29,6 +27,7 @@ import { AdminClient } from '../src/engine/client/index.js';
 import { InProcessNetwork, InProcessTransport } from '../src/engine/client/transport-in-process.js';
 import { NameServer } from '../src/engine/namesrv/name-server.js';
 import { defaultMessageStoreConfig } from '../src/engine/store/api.js';
+import { serveBenchChild } from './bench-process.js';
 
 interface Running {
   ready: { port: number; namesrv?: string };
@@ -98,29 +97,11 @@ async function main(): Promise<void> {
   const kind = process.argv[2];
   if (kind !== 'rocketbridge' && kind !== 'echo') throw new Error(`unknown server kind ${String(kind)}`);
   const running = kind === 'rocketbridge' ? await startRocketbridge() : await startEcho();
-  process.stdout.write(`READY ${JSON.stringify(running.ready)}\n`);
-  let stopping = false;
-  const stop = async (): Promise<void> => {
-    if (stopping) return;
-    stopping = true;
-    await running.stop();
-    process.stdout.write('STOPPED\n');
-    process.exit(0);
-  };
-  const lines = createInterface({ input: process.stdin });
-  lines.on('line', (line) => {
-    const command = line.trim();
-    if (command === 'gc') {
-      (globalThis as { gc?: () => void }).gc?.();
-      process.stdout.write(`GC ${JSON.stringify({ heapUsedBytes: process.memoryUsage().heapUsed })}\n`);
-    } else if (command === 'cpu') {
-      const usage = process.cpuUsage();
-      process.stdout.write(`CPU ${JSON.stringify({ ms: (usage.user + usage.system) / 1000 })}\n`);
-    } else if (command === 'stop') {
-      void stop();
-    }
-  });
-  lines.on('close', () => void stop());
+  serveBenchChild(
+    running.ready,
+    () => running.stop(),
+    () => ({ heapUsedBytes: process.memoryUsage().heapUsed }),
+  );
 }
 
 await main();

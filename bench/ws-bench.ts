@@ -25,25 +25,15 @@
  * --seconds S (cap per scenario, default 30).
  */
 import './bench-env.js';
-import { type ChildProcess, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { extname } from 'node:path';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import { WebSocket } from 'ws';
 import { Producer } from '../src/engine/client/producer.js';
-import { type Measurement, percentile, printTable, progress } from './bench-util.js';
-
-function argument(name: string, fallback: number): number {
-  const at = process.argv.indexOf(`--${name}`);
-  const value = at >= 0 ? Number(process.argv[at + 1]) : fallback;
-  if (!Number.isFinite(value) || value <= 0) throw new Error(`--${name} must be a positive number`);
-  return value;
-}
+import { ownCpuMs, processRssKiB, startBenchChild } from './bench-process.js';
+import { argument, closedLoop, type Measurement, percentile, printTable, progress, sleepMs } from './bench-util.js';
 
 const totalMessages = Math.floor(argument('messages', 50_000));
 const connectionCount = Math.floor(argument('connections', 1000));
 const capSeconds = argument('seconds', 30);
+const capMs = capSeconds * 1000;
 
 const BODY_BYTES = 1024;
 const IN_FLIGHT = 256;
@@ -59,8 +49,8 @@ const WARMUP_SEQUENCE = 0xffffffff;
 // ---------------------------------------------------------------------------------------------
 // Servers in child processes
 
+/** A server child (bench-process.ts protocol) with what ws-bench reads from its READY and GC lines. */
 interface ChildServer {
-  name: string;
   pid: number;
   port: number;
   namesrv: string | undefined;
@@ -70,74 +60,24 @@ interface ChildServer {
   stop(): Promise<void>;
 }
 
-/** Line reader over a child's stdout: resolves waiters by line prefix; other lines are echoed. */
-function childLines(child: ChildProcess): (prefix: string, timeoutMs: number) => Promise<string> {
-  const waiters: { prefix: string; resolve: (line: string) => void }[] = [];
-  const buffered: string[] = [];
-  const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
-  lines.on('line', (line) => {
-    const at = waiters.findIndex((waiter) => line.startsWith(waiter.prefix));
-    if (at >= 0) waiters.splice(at, 1)[0]?.resolve(line);
-    else if (/^(READY|GC|CPU|STOPPED)/.test(line)) buffered.push(line);
-    else console.log(`[server] ${line}`);
-  });
-  return (prefix, timeoutMs) => {
-    const earlier = buffered.findIndex((line) => line.startsWith(prefix));
-    if (earlier >= 0) return Promise.resolve(buffered.splice(earlier, 1)[0] as string);
-    return new Promise<string>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`server child: no ${prefix} within ${timeoutMs} ms`)), timeoutMs);
-      const onExit = (): void => reject(new Error(`server child exited before ${prefix}`));
-      child.once('exit', onExit);
-      waiters.push({
-        prefix,
-        resolve: (line) => {
-          clearTimeout(timer);
-          child.off('exit', onExit);
-          resolve(line);
-        },
-      });
-    });
-  };
-}
-
 async function startChild(kind: 'rocketbridge' | 'echo'): Promise<ChildServer> {
-  // Same extension as this file: .ts under tsx, .js once compiled to dist/.
-  const childPath = fileURLToPath(
-    new URL(`./ws-bench-child${extname(fileURLToPath(import.meta.url))}`, import.meta.url),
-  );
-  const child = spawn(process.execPath, [...process.execArgv, '--expose-gc', childPath, kind], {
-    stdio: ['pipe', 'pipe', 'inherit'],
+  const child = await startBenchChild<{ port: number; namesrv?: string }>({
+    fromUrl: import.meta.url,
+    script: 'ws-bench-child',
+    nodeArgs: ['--expose-gc'],
+    args: [kind],
+    readyTimeoutMs: 60_000,
   });
-  const nextLine = childLines(child);
-  const ready = JSON.parse((await nextLine('READY ', 60_000)).slice('READY '.length)) as {
-    port: number;
-    namesrv?: string;
-  };
   return {
-    name: kind,
-    pid: child.pid as number,
-    port: ready.port,
-    namesrv: ready.namesrv,
+    pid: child.pid,
+    port: child.ready.port,
+    namesrv: child.ready.namesrv,
     async gc() {
-      child.stdin?.write('gc\n');
-      const line = await nextLine('GC ', 10_000);
-      return (JSON.parse(line.slice('GC '.length)) as { heapUsedBytes: number }).heapUsedBytes;
+      return ((await child.gcReport()) as { heapUsedBytes: number }).heapUsedBytes;
     },
-    async cpuMs() {
-      child.stdin?.write('cpu\n');
-      return (JSON.parse((await nextLine('CPU ', 10_000)).slice('CPU '.length)) as { ms: number }).ms;
-    },
-    async stop() {
-      child.stdin?.write('stop\n');
-      await nextLine('STOPPED', 30_000).catch(() => child.kill('SIGKILL'));
-      if (child.exitCode === null) await new Promise((resolve) => child.once('exit', resolve));
-    },
+    cpuMs: () => child.cpuMs(),
+    stop: () => child.stop(),
   };
-}
-
-function processRssKiB(pid: number): number {
-  const match = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return match === null ? Number.NaN : Number(match[1]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -239,62 +179,17 @@ function bodyFor(sequence: number): Buffer {
   return body;
 }
 
-function sleepMs(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** `workers` loops calling `operation` until `count` were started or the cap is reached. */
-async function closedLoop(
-  label: string,
-  count: number,
-  workers: number,
-  operation: (index: number) => Promise<void>,
-): Promise<{ messages: number; seconds: number; latenciesMs: number[]; failures: number }> {
-  const latenciesMs: number[] = [];
-  let next = 0;
-  let messages = 0;
-  let failures = 0;
-  let firstError: unknown;
-  const startMs = performance.now();
-  const deadlineMs = startMs + capSeconds * 1000;
-  const progressEvery = Math.max(1, Math.floor(count / 50));
-  async function worker(): Promise<void> {
-    while (next < count && performance.now() < deadlineMs) {
-      const index = next++;
-      const opStartMs = performance.now();
-      try {
-        await operation(index);
-        messages++;
-        latenciesMs.push(performance.now() - opStartMs);
-      } catch (err) {
-        failures++;
-        firstError ??= err;
-      }
-      if (index % progressEvery === 0) progress(label, index, count);
-    }
-  }
-  await Promise.all(Array.from({ length: workers }, worker));
-  progress(label, count, count);
-  if (firstError !== undefined) console.error(`${label}: ${failures} failed operations; first:`, firstError);
-  return { messages, seconds: (performance.now() - startMs) / 1000, latenciesMs, failures };
-}
-
 /** CPU time used by the server child and by this process between start and stop. */
 interface CpuUse {
   serverMs: number;
   clientMs: number;
 }
 
-function clientCpuMs(): number {
-  const usage = process.cpuUsage();
-  return (usage.user + usage.system) / 1000;
-}
-
 async function metered<T>(server: ChildServer, run: () => Promise<T>): Promise<T & { cpu: CpuUse }> {
   const server0 = await server.cpuMs();
-  const client0 = clientCpuMs();
+  const client0 = ownCpuMs();
   const result = await run();
-  const clientMs = clientCpuMs() - client0;
+  const clientMs = ownCpuMs() - client0;
   return { ...result, cpu: { serverMs: (await server.cpuMs()) - server0, clientMs } };
 }
 
@@ -307,11 +202,12 @@ function fixed(value: number, digits: number): string {
 
 async function producerBaseline(server: ChildServer, producer: Producer): Promise<Metered> {
   const topic = 'WsBenchBaseline';
-  const send = async (sequence: number): Promise<void> => {
+  const send = async (sequence: number): Promise<number> => {
     await producer.send({ topic, tags: 'TagA', body: bodyFor(sequence) });
+    return 1;
   };
-  await closedLoop('Producer warm-up', WARMUP_MESSAGES, IN_FLIGHT, send);
-  const run = await metered(server, () => closedLoop('Producer.send over TCP', totalMessages, IN_FLIGHT, send));
+  await closedLoop('Producer warm-up', WARMUP_MESSAGES, IN_FLIGHT, send, capMs);
+  const run = await metered(server, () => closedLoop('Producer.send over TCP', totalMessages, IN_FLIGHT, send, capMs));
   return {
     cpu: run.cpu,
     scenario: `Producer.send TCP, ${IN_FLIGHT} in flight (baseline)`,
@@ -325,12 +221,13 @@ async function producerBaseline(server: ChildServer, producer: Producer): Promis
 async function wsProduce(server: ChildServer): Promise<Metered> {
   const client = await hello(`ws://127.0.0.1:${server.port}/ws`);
   try {
-    const produce = async (sequence: number): Promise<void> => {
+    const produce = async (sequence: number): Promise<number> => {
       const answer = await client.request({ type: 'produce', topic: 'WsBenchProduce', tag: 'TagA' }, bodyFor(sequence));
       if (answer.type !== 'produced') throw new Error(`produce answered ${JSON.stringify(answer)}`);
+      return 1;
     };
-    await closedLoop('ws produce warm-up', WARMUP_MESSAGES, IN_FLIGHT, produce);
-    const run = await metered(server, () => closedLoop('ws produce', totalMessages, IN_FLIGHT, produce));
+    await closedLoop('ws produce warm-up', WARMUP_MESSAGES, IN_FLIGHT, produce, capMs);
+    const run = await metered(server, () => closedLoop('ws produce', totalMessages, IN_FLIGHT, produce, capMs));
     return {
       cpu: run.cpu,
       scenario: `ws produce, ${IN_FLIGHT} in flight`,
@@ -420,9 +317,11 @@ async function wsSubscribe(server: ChildServer, producer: Producer): Promise<Con
           sentAtMs[sequence] = performance.now();
           await producer.send({ topic, tags: 'TagA', body: bodyFor(sequence) });
           sentOk[sequence] = 1;
+          return 1;
         },
+        capMs,
       );
-      const drainDeadlineMs = performance.now() + capSeconds * 1000;
+      const drainDeadlineMs = performance.now() + capMs;
       while (unique < sent.messages && performance.now() < drainDeadlineMs) {
         progress('ws subscriber draining', unique, sent.messages);
         await sleepMs(20);
@@ -551,11 +450,18 @@ async function manyConnections(server: ChildServer, producer: Producer): Promise
   const sentAtMs = new Float64Array(connectionCount);
   const sendStartMs = performance.now();
   const delivery = await metered(server, async () => {
-    await closedLoop('one message per tag', connectionCount, IN_FLIGHT, async (index) => {
-      sentAtMs[index] = performance.now();
-      await producer.send({ topic, tags: `t${index}`, body: bodyFor(index) });
-    });
-    const deadlineMs = performance.now() + capSeconds * 1000;
+    await closedLoop(
+      'one message per tag',
+      connectionCount,
+      IN_FLIGHT,
+      async (index) => {
+        sentAtMs[index] = performance.now();
+        await producer.send({ topic, tags: `t${index}`, body: bodyFor(index) });
+        return 1;
+      },
+      capMs,
+    );
+    const deadlineMs = performance.now() + capMs;
     while (delivered < held && performance.now() < deadlineMs) {
       progress('deliveries', delivered, held);
       await sleepMs(20);
