@@ -3,6 +3,7 @@
  * SIGINT/SIGTERM. Every flag maps onto one BrokerConfig option (src/engine/broker/broker-config.ts).
  */
 import type { CommandModule } from 'yargs';
+import { validateBrokerConfig } from '../engine/broker/broker-config.js';
 import { Broker } from '../engine/broker/broker.js';
 import { createLogger } from '../engine/common/logger.js';
 import { type BrokerArgs, brokerConfigFromArgs, checkPort, withBrokerOptions } from './broker-options.js';
@@ -13,6 +14,9 @@ interface BrokerCommandArgs extends BrokerArgs {
   'broker-id': number;
   cluster: string;
   port: number;
+  role: string;
+  'ha-port': number | undefined;
+  'ha-master': string | undefined;
 }
 
 /** "--namesrv a:1 --namesrv b:2" and "--namesrv 'a:1;b:2'" both give [a:1, b:2]. */
@@ -43,8 +47,24 @@ export const brokerCommand: CommandModule<object, BrokerCommandArgs> = {
         default: 10911,
         describe: 'TCP port for RocketMQ remoting (RocketMQ default 10911)',
       })
+      .option('role', {
+        type: 'string',
+        choices: ['ASYNC_MASTER', 'SYNC_MASTER', 'SLAVE'],
+        default: 'ASYNC_MASTER',
+        describe:
+          'Replication role: SYNC_MASTER answers a send only once a slave has it; a broker id > 0 is always a SLAVE',
+      })
+      .option('ha-port', {
+        type: 'number',
+        describe: 'Replication (HA) port a master listens on for its slaves (default: --port + 1)',
+      })
+      .option('ha-master', {
+        type: 'string',
+        describe: "A slave's master HA address host:port (default: learned from the NameServer)",
+      })
       .check((args) => {
         checkPort('port', args.port);
+        if (args['ha-port'] !== undefined) checkPort('ha-port', args['ha-port']);
         if (!Number.isInteger(args['broker-id']) || args['broker-id'] < 0) {
           throw new Error(`--broker-id must be an integer >= 0, got ${args['broker-id']}`);
         }
@@ -58,6 +78,10 @@ export const brokerCommand: CommandModule<object, BrokerCommandArgs> = {
       brokerId: args['broker-id'],
       clusterName: args.cluster,
     });
+    config.brokerRole = args['broker-id'] > 0 ? 'SLAVE' : (args.role as typeof config.brokerRole);
+    if (args['ha-port'] !== undefined) config.haPort = args['ha-port'];
+    if (args['ha-master'] !== undefined) config.haMasterAddress = args['ha-master'];
+    validateBrokerConfig(config);
     const broker = new Broker(config);
     await broker.start();
     log.info(`Broker ${config.brokerName} listening on ${args.host}:${broker.port}`);
