@@ -8,11 +8,16 @@
  *   consume   manual acks, prefetch 256, of what `publish` stored; latency = none (queue was full)
  *   both      a consumer (same settings) running while a second connection publishes as above;
  *             latency = publish call to delivery; loss and duplicates counted
+ *   transient transient messages (deliveryMode 1) published without confirms while an auto-ack
+ *             (noAck) consumer runs on a second connection; latency = publish call to delivery;
+ *             loss and duplicates counted (the consumer gives up after STALL_MS without news once
+ *             the publisher is done, so a lost message does not cost the whole cap)
  * A second baseline is the storage engine's own append rate (DefaultMessageStore.putMessage, 64 in
  * flight, async flush), which bounds what any front end on it can do.
  *
  * Options: --messages N (per scenario, default 50000), --seconds S (cap per scenario, default 40),
- * --no-rabbit (skip RabbitMQ), --only rocketbridge|rabbitmq.
+ * --no-rabbit (skip RabbitMQ), --only rocketbridge|rabbitmq, --flush sync|async (our broker's store
+ * flush policy, default async; RabbitMQ fsyncs persistent messages before confirming them either way).
  */
 import './bench-env.js';
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
@@ -40,6 +45,9 @@ const capSeconds = argument('seconds', 40);
 const only = stringArgument('only');
 const withRabbit = !process.argv.includes('--no-rabbit') && only !== 'rocketbridge';
 const withOurs = only !== 'rabbitmq';
+const flushArgument = stringArgument('flush') ?? 'async';
+if (flushArgument !== 'sync' && flushArgument !== 'async') throw new Error('--flush must be sync or async');
+const flushPolicy: 'sync' | 'async' = flushArgument;
 
 const BODY_BYTES = 1024;
 const CONFIRM_WINDOW = 1000;
@@ -49,6 +57,8 @@ const RABBIT_START_MS = 60_000;
 /** The issue's latency comparison: a fixed publish rate well below either server's limit. */
 const PACED_RATE_PER_SEC = 2000;
 const PACED_MESSAGES = Math.min(totalMessages, PACED_RATE_PER_SEC * 10);
+/** How long an auto-ack consumer waits for news once the publisher is done before calling the rest lost. */
+const STALL_MS = 5000;
 
 function bodyFor(sequence: number): Buffer {
   const body = Buffer.alloc(BODY_BYTES, sequence % 251);
@@ -71,6 +81,7 @@ async function startRocketbridge(): Promise<Target> {
   const child = await startBenchChild<{ amqpPort: number }>({
     fromUrl: import.meta.url,
     script: 'amqp-bench-child',
+    args: ['--flush', flushPolicy],
     readyTimeoutMs: 30_000,
   });
   return {
@@ -228,6 +239,37 @@ async function publishConfirmed(
   }
 }
 
+/** Publishes `count` transient messages (deliveryMode 1) without confirms, waiting only for socket drain. */
+async function publishTransient(
+  url: string,
+  queue: string,
+  count: number,
+  label: string,
+  sentAtMs: Float64Array,
+): Promise<{ seconds: number; sent: number }> {
+  const connection = await amqp.connect(url);
+  try {
+    const channel = await connection.createChannel();
+    const startMs = performance.now();
+    const deadlineMs = startMs + capSeconds * 1000;
+    const progressEvery = Math.max(1, Math.floor(count / 50));
+    let sent = 0;
+    for (; sent < count && performance.now() < deadlineMs; sent++) {
+      sentAtMs[sent] = performance.now();
+      const writable = channel.publish('', queue, bodyFor(sent), { deliveryMode: 1 });
+      if (!writable) await new Promise<void>((resolve) => channel.once('drain', () => resolve()));
+      if (sent % progressEvery === 0) progress(label, sent, count);
+    }
+    progress(label, count, count);
+    const seconds = (performance.now() - startMs) / 1000;
+    // closing the channel flushes what amqplib still buffers before the connection goes
+    await channel.close();
+    return { seconds, sent };
+  } finally {
+    await connection.close().catch(() => undefined);
+  }
+}
+
 interface Consumed {
   unique: number;
   duplicates: number;
@@ -236,7 +278,11 @@ interface Consumed {
   latenciesMs: number[];
 }
 
-/** Consumes with manual acks and prefetch until `expected` distinct messages arrived or the cap. */
+/**
+ * Consumes with manual acks and prefetch (or, with `noAck`, auto-ack and no prefetch) until
+ * `expected` distinct messages arrived or the cap; with `noAck`, also once nothing new arrived for
+ * STALL_MS after `onStarted` resolved (nothing redelivers what an auto-ack consumer lost).
+ */
 async function consumeAcked(
   url: string,
   queue: string,
@@ -244,20 +290,21 @@ async function consumeAcked(
   label: string,
   onStarted: () => Promise<void>,
   sentAtMs?: Float64Array,
+  noAck = false,
 ): Promise<Consumed & { deliveries: Uint16Array }> {
   const connection = await amqp.connect(url);
   const deliveries = new Uint16Array(expected);
   const result: Consumed = { unique: 0, duplicates: 0, firstMs: 0, lastMs: 0, latenciesMs: [] };
   try {
     const channel = await connection.createChannel();
-    await channel.prefetch(PREFETCH);
+    if (!noAck) await channel.prefetch(PREFETCH);
     await channel.consume(
       queue,
       (message) => {
         if (message === null) return;
         const nowMs = performance.now();
         const sequence = message.content.readUInt32BE(0);
-        channel.ack(message);
+        if (!noAck) channel.ack(message);
         if (sequence >= expected) return;
         const seen = deliveries[sequence] ?? 0;
         deliveries[sequence] = seen + 1;
@@ -270,14 +317,22 @@ async function consumeAcked(
         result.lastMs = nowMs;
         if (sentAtMs !== undefined) result.latenciesMs.push(nowMs - (sentAtMs[sequence] ?? nowMs));
       },
-      { noAck: false },
+      { noAck },
     );
     const startMs = performance.now();
     await onStarted();
     const deadlineMs = performance.now() + capSeconds * 1000;
+    let lastUnique = result.unique;
+    let lastNewsMs = performance.now();
     for (let waits = 0; result.unique < expected && performance.now() < deadlineMs && waits < 1e6; waits++) {
       progress(label, result.unique, expected);
       await sleepMs(20);
+      if (result.unique !== lastUnique) {
+        lastUnique = result.unique;
+        lastNewsMs = performance.now();
+      } else if (noAck && performance.now() - lastNewsMs > STALL_MS) {
+        break;
+      }
     }
     progress(label, expected, expected);
     if (result.firstMs === 0) result.firstMs = startMs;
@@ -317,6 +372,7 @@ interface TargetResults {
   both: Result;
   both2: Result;
   paced: Result;
+  transient: Result;
 }
 
 async function runTarget(target: Target): Promise<TargetResults> {
@@ -362,7 +418,46 @@ async function runTarget(target: Target): Promise<TargetResults> {
 
   const { both, both2 } = await publishWhileConsuming(target, `bench-live-${runId}`, totalMessages);
   const paced = await publishWhileConsuming(target, `bench-paced-${runId}`, PACED_MESSAGES, PACED_RATE_PER_SEC);
-  return { publish, consume, both, both2, paced: paced.both };
+  const transient = await transientWhileConsuming(target, `bench-transient-${runId}`, totalMessages);
+  return { publish, consume, both, both2, paced: paced.both, transient };
+}
+
+/** Transient publishing without confirms while an auto-ack consumer runs on a second connection. */
+async function transientWhileConsuming(target: Target, queue: string, totalMessages: number): Promise<Result> {
+  await declare(target.url, queue);
+  const sentAtMs = new Float64Array(totalMessages);
+  let published: Awaited<ReturnType<typeof publishTransient>> | undefined;
+  let publishStartMs = 0;
+  const together = await cpuDelta(target, () =>
+    consumeAcked(
+      target.url,
+      queue,
+      totalMessages,
+      `${target.name} transient publish + auto-ack consume`,
+      async () => {
+        publishStartMs = performance.now();
+        published = await publishTransient(target.url, queue, totalMessages, `${target.name} publishing`, sentAtMs);
+      },
+      sentAtMs,
+      true,
+    ),
+  );
+  const sent = (published as NonNullable<typeof published>).sent;
+  const publishSeconds = (published as NonNullable<typeof published>).seconds;
+  const seconds = Math.max(together.value.lastMs - publishStartMs, 1) / 1000;
+  return {
+    measurement: {
+      scenario: `${target.name}: transient, no confirms + auto-ack consume, end to end`,
+      messages: together.value.unique,
+      bytes: together.value.unique * BODY_BYTES,
+      seconds,
+      latenciesMs: together.value.latenciesMs,
+    },
+    note:
+      `sent ${sent} (publisher ${(sent / Math.max(publishSeconds, 0.001)).toFixed(0)} msgs/s), ` +
+      `lost ${Math.max(0, sent - together.value.unique)}, duplicates ${together.value.duplicates}; ` +
+      cpuNote(together.serverCpuMs, seconds, together.value.unique),
+  };
 }
 
 /** A consumer running while a second connection publishes (at `ratePerSec`, or as fast as confirms allow). */
@@ -473,7 +568,8 @@ function rate(measurement: Measurement): number {
 async function main(): Promise<void> {
   console.log(
     `AMQP benchmark: amqplib, ${totalMessages} persistent messages of ${BODY_BYTES} B per scenario (cap ${capSeconds} s), ` +
-      `durable queue, confirm window ${CONFIRM_WINDOW}, prefetch ${PREFETCH}, TCP on 127.0.0.1; MB/s counts bodies`,
+      `durable queue, confirm window ${CONFIRM_WINDOW}, prefetch ${PREFETCH}, TCP on 127.0.0.1; MB/s counts bodies; ` +
+      `rocketbridge broker flush ${flushPolicy} (RabbitMQ fsyncs persistent messages before confirming)`,
   );
   const store = withOurs ? await storeBaseline() : undefined;
   let rabbit: TargetResults | undefined;
@@ -499,7 +595,7 @@ async function main(): Promise<void> {
   const rows: { measurement: Measurement; baseline?: Measurement }[] = [];
   const notes: string[] = [];
   if (store !== undefined) rows.push({ measurement: store });
-  for (const key of ['publish', 'consume', 'both', 'both2', 'paced'] as const) {
+  for (const key of ['publish', 'consume', 'both', 'both2', 'paced', 'transient'] as const) {
     const base = rabbit?.[key];
     if (base !== undefined) {
       rows.push({ measurement: base.measurement });
@@ -513,10 +609,14 @@ async function main(): Promise<void> {
       notes.push(`${mine.measurement.scenario.trim()}: ${mine.note}`);
     }
   }
-  printTable('AMQP, 1 KiB persistent messages (ratio: rocketbridge vs RabbitMQ, same scenario)', rows);
+  printTable(
+    `AMQP, 1 KiB messages, persistent unless marked transient, broker flush ${flushPolicy} (ratio: rocketbridge vs RabbitMQ, same scenario)`,
+    rows,
+  );
   console.log(
     '\nLatency: publish = publish call to confirm; consume = none; publish+consume = publish call to delivery ' +
-      '(flat out, the publisher outruns the consumer and this measures the backlog; the paced row shows latency).',
+      '(flat out, the publisher outruns the consumer and this measures the backlog; the paced row shows latency); ' +
+      'transient = publish call to auto-ack delivery, no confirms, also flat out.',
   );
   for (const note of notes) console.log(`  ${note}`);
   if (store !== undefined && ours !== undefined) {

@@ -10,7 +10,7 @@ import { defaultBrokerConfig } from '../src/engine/broker/broker-config.js';
 import { InProcessNetwork, InProcessTransport } from '../src/engine/client/transport-in-process.js';
 import type { ProcessorRegistry } from '../src/engine/remoting/channel.js';
 import { NameServer } from '../src/engine/namesrv/name-server.js';
-import { defaultMessageStoreConfig } from '../src/engine/store/api.js';
+import { defaultMessageStoreConfig, type FlushPolicy } from '../src/engine/store/api.js';
 
 /** Servers started by {@link startBenchServers}. */
 export type BenchServers = Awaited<ReturnType<typeof startBenchServers>>;
@@ -26,8 +26,14 @@ export function inProcessTransport(servers: BenchServers): InProcessTransport {
   return new InProcessTransport(network);
 }
 
-/** Starts a NameServer and a broker registered with it on 127.0.0.1 ports of the OS's choice. */
-export async function startBenchServers(dataDir: string): Promise<{
+/**
+ * Starts a NameServer and a broker registered with it on 127.0.0.1 ports of the OS's choice; the
+ * store flushes asynchronously unless `options.flushPolicy` says otherwise.
+ */
+export async function startBenchServers(
+  dataDir: string,
+  options: { flushPolicy?: FlushPolicy } = {},
+): Promise<{
   namesrv: string;
   broker: string;
   /** The servers' request handlers, for binding them to an in-process transport. */
@@ -41,7 +47,12 @@ export async function startBenchServers(dataDir: string): Promise<{
       host: '127.0.0.1',
       port: 0,
       namesrvAddresses: [nameServer.address],
-      store: { ...defaultMessageStoreConfig, storePath: dataDir, flushPolicy: 'async', retentionCheckIntervalMs: 0 },
+      store: {
+        ...defaultMessageStoreConfig,
+        storePath: dataDir,
+        flushPolicy: options.flushPolicy ?? 'async',
+        retentionCheckIntervalMs: 0,
+      },
     }),
   );
   try {
