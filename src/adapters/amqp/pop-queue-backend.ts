@@ -20,7 +20,7 @@
 import { PullConsumer, type ReceivedMessage, SimpleConsumer, type Transport } from '../../engine/client/index.js';
 import { ErrorCode, isRbError } from '../../engine/common/errors.js';
 import { createLogger } from '../../engine/common/logger.js';
-import { type QueueBackend, type QueueMessage, takeMatching } from './queue-backend.js';
+import { type QueueBackend, type QueueMessage, requeueAtHead, takeMatching } from './queue-backend.js';
 
 const log = createLogger('amqp-pop-queue');
 
@@ -170,12 +170,7 @@ export class PopQueueBackend implements QueueBackend {
       this.release(entry, requeue ? 'return' : 'drop');
       return;
     }
-    entry.redelivered = true;
-    let at = 0;
-    while (at < this.ready.length && (this.ready[at] as Entry).redelivered && (this.ready[at] as Entry).id < entry.id) {
-      at++;
-    }
-    this.ready.splice(at, 0, entry);
+    requeueAtHead(this.ready, entry);
     this.emitReady();
   }
 

@@ -191,13 +191,7 @@ export class PullQueueBackend implements QueueBackend {
       this.settle(entry);
       return;
     }
-    entry.redelivered = true;
-    // Back at the head in offset order among other requeued ones.
-    let at = 0;
-    while (at < this.ready.length && (this.ready[at] as Entry).redelivered && (this.ready[at] as Entry).id < entry.id) {
-      at++;
-    }
-    this.ready.splice(at, 0, entry);
+    requeueAtHead(this.ready, entry);
     this.emitReady();
   }
 
@@ -466,4 +460,15 @@ export function takeMatching<E extends QueueMessage>(
     }
   }
   return taken;
+}
+
+/**
+ * Puts a nacked entry back at the head of `ready`, marked redelivered, in id (offset) order among the
+ * other requeued entries, so requeued messages go out again before new ones and in their first order.
+ */
+export function requeueAtHead<E extends QueueMessage>(ready: E[], entry: E): void {
+  entry.redelivered = true;
+  let at = 0;
+  while (at < ready.length && (ready[at] as E).redelivered && (ready[at] as E).id < entry.id) at++;
+  ready.splice(at, 0, entry);
 }
