@@ -43,6 +43,17 @@ describe('consumption control', () => {
     return member;
   }
 
+  /** Starts a member of `group` on `topic` that appends every body it consumes to `bodies`. */
+  async function startCollecting(group: string, topic: string, bodies: string[]): Promise<PushConsumer> {
+    const member = consumer(group);
+    member.subscribe(topic, '*', (messages) => {
+      for (const message of messages) bodies.push(message.body.toString());
+      return 'CONSUME_SUCCESS';
+    });
+    await member.start();
+    return member;
+  }
+
   async function sendMany(topic: string, prefix: string, count: number): Promise<void> {
     for (let i = 0; i < count; i++) await producer.send({ topic, body: Buffer.from(`${prefix}-${i}`) });
   }
@@ -53,12 +64,7 @@ describe('consumption control', () => {
     await cluster.createTopic(topic, 4);
     await sendMany(topic, 'first', 12);
     const seen: string[] = [];
-    const member = consumer(group);
-    member.subscribe(topic, '*', (messages) => {
-      for (const message of messages) seen.push(message.body.toString());
-      return 'CONSUME_SUCCESS';
-    });
-    await member.start();
+    const member = await startCollecting(group, topic, seen);
     await eventually(() => seen.length === 12, { timeoutMs: 8000 });
     await member.shutdown();
     await eventually(async () => (await admin.consumerLag(group, topic)).every((queue) => queue.lag === 0));
@@ -91,12 +97,7 @@ describe('consumption control', () => {
     await cluster.createTopic(topic, 2);
     await sendMany(topic, 'old', 4);
     const seen: string[] = [];
-    const first = consumer(group);
-    first.subscribe(topic, '*', (messages) => {
-      for (const message of messages) seen.push(message.body.toString());
-      return 'CONSUME_SUCCESS';
-    });
-    await first.start();
+    const first = await startCollecting(group, topic, seen);
     await eventually(() => seen.length === 4, { timeoutMs: 8000 });
     const resetPoint = Date.now() + 1;
     await eventually(() => Date.now() > resetPoint);
@@ -113,12 +114,7 @@ describe('consumption control', () => {
     );
 
     const again: string[] = [];
-    const second = consumer(group);
-    second.subscribe(topic, '*', (messages) => {
-      for (const message of messages) again.push(message.body.toString());
-      return 'CONSUME_SUCCESS';
-    });
-    await second.start();
+    const second = await startCollecting(group, topic, again);
     try {
       await eventually(() => again.length === 3, { timeoutMs: 8000 });
       assert.deepEqual([...again].sort(), ['new-0', 'new-1', 'new-2']);
@@ -133,12 +129,7 @@ describe('consumption control', () => {
     await cluster.createTopic(topic, 2);
     await sendMany(topic, 'old', 4);
     const seen: string[] = [];
-    const member = consumer(group);
-    member.subscribe(topic, '*', (messages) => {
-      for (const message of messages) seen.push(message.body.toString());
-      return 'CONSUME_SUCCESS';
-    });
-    await member.start();
+    const member = await startCollecting(group, topic, seen);
     try {
       await eventually(() => seen.length === 4, { timeoutMs: 8000 });
       const resetPoint = Date.now() + 1;
