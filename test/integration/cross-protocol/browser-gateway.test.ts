@@ -13,52 +13,24 @@ import mqtt from 'mqtt';
 import { chromium, type Browser } from 'playwright-core';
 import { AmqpServer } from '../../../src/adapters/amqp/server.js';
 import { HttpServer } from '../../../src/adapters/http/server.js';
-import { type MqttServer, startMqttServer } from '../../../src/adapters/mqtt/server.js';
-import {
-  BROWSER_CLIENT_URL_PATH,
-  createWebSocketHandler,
-  type WebSocketHandler,
-  webSocketAssets,
-} from '../../../src/adapters/websocket/index.js';
-import { AdminClient } from '../../../src/engine/client/index.js';
-import { InProcessTransport } from '../../../src/engine/client/transport-in-process.js';
+import type { MqttServer } from '../../../src/adapters/mqtt/server.js';
+import { BROWSER_CLIENT_URL_PATH } from '../../../src/adapters/websocket/index.js';
 import { eventually } from '../../helpers/eventually.js';
-import { startCluster, type TestCluster } from '../client/cluster.js';
-import { FAST_SERVER_OPTIONS } from '../mqtt/mqtt-harness.js';
+import { type EmbeddedStack, startEmbeddedStack } from './stack.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const TOPIC = 'BrowserGateway';
 
 describe('demo page in chromium between MQTT and AMQP clients', () => {
-  let cluster: TestCluster;
+  let stack: EmbeddedStack | undefined;
   let mqttServer: MqttServer;
   let amqpServer: AmqpServer;
-  let admin: AdminClient;
   let http: HttpServer;
-  let wsHandler: WebSocketHandler;
   let browser: Browser | undefined;
 
   before(async () => {
-    cluster = await startCluster();
-    const nameServers = [cluster.namesrvAddress];
-    const inProcess = (): { transport: InProcessTransport } => ({ transport: new InProcessTransport(cluster.network) });
-    mqttServer = await startMqttServer({
-      host: '127.0.0.1',
-      port: 0,
-      nameServers,
-      ...inProcess(),
-      ...FAST_SERVER_OPTIONS,
-    });
-    amqpServer = new AmqpServer({ host: '127.0.0.1', port: 0, nameServers, ...inProcess() });
-    await amqpServer.listen();
-    admin = new AdminClient({ nameServers, ...inProcess() });
-    await admin.start();
-    // Wired as src/cli/start-command.ts does.
-    http = new HttpServer({ host: '127.0.0.1', port: 0, admin, listeners: () => [] });
-    wsHandler = createWebSocketHandler({ nameServers, pollMs: 500, ...inProcess() });
-    http.handleUpgrade('/ws', (request, socket, head) => wsHandler.handleUpgrade(request, socket, head));
-    for (const [path, asset] of webSocketAssets()) http.serveAsset(path, asset);
-    await http.listen();
+    stack = await startEmbeddedStack({ serveWebAssets: true });
+    ({ mqttServer, amqpServer, http } = stack);
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       args: [
@@ -73,12 +45,7 @@ describe('demo page in chromium between MQTT and AMQP clients', () => {
 
   after(async () => {
     await browser?.close();
-    await http?.close();
-    await wsHandler?.close();
-    await amqpServer?.close();
-    await mqttServer?.close();
-    await admin?.shutdown();
-    await cluster?.close();
+    await stack?.close();
   });
 
   it('shows a message an MQTT client published and publishes one an AMQP consumer receives', async () => {

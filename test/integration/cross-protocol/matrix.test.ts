@@ -14,14 +14,12 @@ import amqp, { type ChannelModel, type ConsumeMessage } from 'amqplib';
 import mqtt, { type MqttClient } from 'mqtt';
 import { AmqpServer } from '../../../src/adapters/amqp/server.js';
 import { HttpServer } from '../../../src/adapters/http/server.js';
-import { type MqttServer, startMqttServer } from '../../../src/adapters/mqtt/server.js';
-import { createWebSocketHandler, type WebSocketHandler } from '../../../src/adapters/websocket/index.js';
-import { AdminClient, Producer, PushConsumer, type MessageExt } from '../../../src/engine/client/index.js';
-import { InProcessTransport } from '../../../src/engine/client/transport-in-process.js';
+import type { MqttServer } from '../../../src/adapters/mqtt/server.js';
+import { Producer, PushConsumer, type MessageExt } from '../../../src/engine/client/index.js';
 import { eventually } from '../../helpers/eventually.js';
 import { closeOnsDefaultProducer, Ons, type OnsConsumer, onsOptions } from '../../helpers/ali-ons.js';
-import { startCluster, type TestCluster } from '../client/cluster.js';
-import { FAST_SERVER_OPTIONS } from '../mqtt/mqtt-harness.js';
+import type { TestCluster } from '../client/cluster.js';
+import { type EmbeddedStack, startEmbeddedStack } from './stack.js';
 import { WsTestClient, type Frame } from '../websocket/ws-harness.js';
 
 const KINDS = ['client', 'ons', 'mqtt', 'amqp', 'ws'] as const;
@@ -61,11 +59,10 @@ const WAIT_MS = 20_000;
 
 describe('cross-protocol routing matrix', () => {
   let cluster: TestCluster;
+  let stack: EmbeddedStack | undefined;
   let mqttServer: MqttServer;
   let amqpServer: AmqpServer;
-  let admin: AdminClient;
   let http: HttpServer;
-  let wsHandler: WebSocketHandler;
   const seen = new Map<string, Seen[]>(); // `${receiver}/${colour}` -> messages
   const sentIds = new Map<Kind, string>(); // sender -> msgId of its red message, where the sender learns it
   const onsErrors: Error[] = [];
@@ -79,36 +76,15 @@ describe('cross-protocol routing matrix', () => {
   };
 
   before(async () => {
-    cluster = await startCluster();
-    const nameServers = [cluster.namesrvAddress];
-    const inProcess = (): { transport: InProcessTransport } => ({ transport: new InProcessTransport(cluster.network) });
-    mqttServer = await startMqttServer({
-      host: '127.0.0.1',
-      port: 0,
-      nameServers,
-      ...inProcess(),
-      ...FAST_SERVER_OPTIONS,
-    });
-    amqpServer = new AmqpServer({ host: '127.0.0.1', port: 0, nameServers, ...inProcess() });
-    await amqpServer.listen();
-    admin = new AdminClient({ nameServers, ...inProcess() });
-    await admin.start();
-    http = new HttpServer({ host: '127.0.0.1', port: 0, admin, listeners: () => [] });
-    wsHandler = createWebSocketHandler({ nameServers, pollMs: 500, ...inProcess() });
-    http.handleUpgrade('/ws', (request, socket, head) => wsHandler.handleUpgrade(request, socket, head));
-    await http.listen();
+    stack = await startEmbeddedStack();
+    ({ cluster, mqttServer, amqpServer, http } = stack);
   });
 
   after(async () => {
     // Clients first (reverse order of creation), then the servers, then the engine.
     for (const close of closers.reverse()) await close().catch(() => undefined);
     await closeOnsDefaultProducer();
-    await http?.close();
-    await wsHandler?.close();
-    await amqpServer?.close();
-    await mqttServer?.close();
-    await admin?.shutdown();
-    await cluster?.close();
+    await stack?.close();
   });
 
   it('delivers every sender x receiver pair with body, tag, properties and ids, and never to the other tag', async (t) => {
