@@ -219,6 +219,20 @@ export interface MessageStore {
    * it appended.
    */
   appendReplicated(commitLogOffset: number, data: Buffer): ReplicaAppendResult;
+  /**
+   * Replication, replica side (an old master rejoining under a new one): cuts the CommitLog so that
+   * it ends at `commitLogOffset`, a record boundary within [min offset, max offset], drops the
+   * ConsumeQueue units and index entries of the records cut and records the new end in the
+   * checkpoint. Replica mode only; rejects with RbError otherwise.
+   */
+  truncateReplica(commitLogOffset: number): Promise<void>;
+  /**
+   * Replication, replica side (a log that shares nothing usable with its master, e.g. an empty store
+   * joining a master whose oldest segments retention deleted): deletes every CommitLog segment,
+   * ConsumeQueue and index file and restarts the empty log at `commitLogOffset`, a segment boundary.
+   * Replica mode only; rejects with RbError otherwise.
+   */
+  resetReplica(commitLogOffset: number): Promise<void>;
   /** Replica role: puts answer ServiceNotAvailable (RocketMQ: the store is in slave mode). */
   setReplica(replica: boolean): void;
   isReplica(): boolean;

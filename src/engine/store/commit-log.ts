@@ -226,6 +226,32 @@ export class CommitLog {
     return deleted;
   }
 
+  /**
+   * Replication (a replica rejoining a new master): cuts the log at `endOffset`, a record boundary
+   * within [minOffset, writtenOffset], zeroing the rest of its segment and deleting later ones. The
+   * caller has drained the buffer. Returns how many segments were deleted.
+   */
+  truncateTo(endOffset: number): number {
+    invariant(this.bufferUsed === 0 && this.written.length === 0, 'truncate with undelivered records');
+    invariant(endOffset >= this.minOffset() && endOffset <= this.writtenOffset, `truncate to ${endOffset} off the log`);
+    this.windowSegment = undefined;
+    return this.truncateAndPosition(endOffset, true, this.lastStoreTimestamp);
+  }
+
+  /**
+   * Replication (a replica whose log shares nothing usable with its master): deletes every segment
+   * and restarts the empty log at `startOffset`, a segment boundary. Queue offset counters restart
+   * from the records that arrive next.
+   */
+  resetTo(startOffset: number): void {
+    invariant(this.bufferUsed === 0 && this.written.length === 0, 'reset with undelivered records');
+    invariant(startOffset % this.segmentBytes === 0, `reset to ${startOffset}, not a segment boundary`);
+    this.windowSegment = undefined;
+    for (const segment of this.segments.splice(0)) segment.destroy();
+    this.queueOffsets.clear();
+    this.truncateAndPosition(startOffset, false, this.lastStoreTimestamp);
+  }
+
   /** The segment being written: never deleted by retention. */
   activeSegment(): SegmentFile | undefined {
     return this.segments[this.segments.length - 1];

@@ -20,6 +20,7 @@ import {
   openSync,
   readdirSync,
   readSync,
+  rmSync,
   statSync,
   unlinkSync,
   writeSync,
@@ -826,6 +827,17 @@ export class ConsumeQueueTable {
       }
     }
     if (failure !== undefined) throw failure;
+  }
+
+  /**
+   * Closes every queue and deletes all their files (a replica whose log restarts empty at another
+   * offset: its queues then start over at the queue offsets of the records that arrive).
+   */
+  deleteAll(): void {
+    this.closeAll();
+    this.queuesByTopic.clear();
+    rmSync(this.rootDir, { recursive: true, force: true });
+    fsyncDirectory(dirname(this.rootDir));
   }
 
   /** Closes every queue, even when one fails; rethrows the first failure. */

@@ -51,6 +51,11 @@ export class FlushService<W extends FlushWaiter> {
 
   constructor(private readonly options: FlushServiceOptions<W>) {}
 
+  /** The fdatasync round in progress, if any. */
+  get inFlight(): Promise<void> | undefined {
+    return this.flushing;
+  }
+
   get pendingWaiters(): number {
     return this.waiters.length - this.head;
   }

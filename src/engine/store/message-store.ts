@@ -823,6 +823,68 @@ export class DefaultMessageStore implements MessageStore {
     }
   }
 
+  async truncateReplica(commitLogOffset: number): Promise<void> {
+    await this.quiesceForReplicaRewrite('truncate');
+    const log = this.commitLog;
+    if (!Number.isSafeInteger(commitLogOffset) || commitLogOffset < log.minOffset()) {
+      throw new RbError(ErrorCode.ConfigInvalid, `cannot truncate the CommitLog to ${commitLogOffset}: before its start`);
+    }
+    if (commitLogOffset >= log.writtenOffset) return;
+    const fromOffset = log.writtenOffset;
+    const deletedSegments = log.truncateTo(commitLogOffset);
+    for (const queue of this.queueTable.all()) {
+      queue.truncateByCommitLogOffset(commitLogOffset);
+      log.setNextQueueOffset(queue.topic, queue.queueId, queue.maxQueueOffset());
+    }
+    this.index.truncateByCommitLogOffset(commitLogOffset);
+    this.afterReplicaRewrite(commitLogOffset);
+    this.logger.warn({ fromOffset, toOffset: commitLogOffset, deletedSegments }, 'replica CommitLog truncated');
+  }
+
+  async resetReplica(commitLogOffset: number): Promise<void> {
+    await this.quiesceForReplicaRewrite('reset');
+    if (!Number.isSafeInteger(commitLogOffset) || commitLogOffset < 0) {
+      throw new RbError(ErrorCode.ConfigInvalid, `cannot restart the CommitLog at ${commitLogOffset}`);
+    }
+    if (commitLogOffset % this.config.commitLogSegmentBytes !== 0) {
+      throw new RbError(
+        ErrorCode.ConfigInvalid,
+        `cannot restart the CommitLog at ${commitLogOffset}: not a multiple of the segment size ${this.config.commitLogSegmentBytes} (do master and replica use the same segment size?)`,
+      );
+    }
+    const fromOffsets = { min: this.commitLog.minOffset(), max: this.commitLog.writtenOffset };
+    this.commitLog.resetTo(commitLogOffset);
+    this.queueTable.deleteAll();
+    // Index entries point at CommitLog offsets; every one is gone now.
+    this.index.truncateByCommitLogOffset(0);
+    this.afterReplicaRewrite(commitLogOffset);
+    this.logger.warn({ from: fromOffsets, startOffset: commitLogOffset }, 'replica CommitLog restarted empty');
+  }
+
+  /** Lets writes and flushes in progress finish, so that files can be cut under nobody's feet. */
+  private async quiesceForReplicaRewrite(what: string): Promise<void> {
+    if (this.state !== 'running') throw new RbError(ErrorCode.StoreClosed, `cannot ${what}: the store is ${this.state}`);
+    if (!this.replica) throw new RbError(ErrorCode.StoreReadOnly, `cannot ${what} the CommitLog of a store that is not a replica`);
+    if (this.readOnlyError !== undefined) throw this.readOnlyRefusal();
+    this.commitLog.drainNow();
+    // What is written reaches the disk first: the cut moves the flushed offset along with the end.
+    await this.flushService.flush();
+    for (;;) {
+      const busy = this.retentionRunning ?? this.periodicFlush ?? this.derivedFlush ?? this.flushService.inFlight;
+      if (busy === undefined) break;
+      await busy.catch(() => undefined);
+    }
+    if (this.state !== 'running') throw new RbError(ErrorCode.StoreClosed, `cannot ${what}: the store is ${this.state}`);
+    if (this.readOnlyError !== undefined) throw this.readOnlyRefusal();
+  }
+
+  private afterReplicaRewrite(endOffset: number): void {
+    this.replicaWriter.reset();
+    this.dispatchedOffset = endOffset;
+    this.derivedDurableOffset = Math.min(this.derivedDurableOffset, endOffset);
+    this.writeCheckpoint();
+  }
+
   setReplica(replica: boolean): void {
     this.replica = replica;
     this.replicaWriter.reset();

@@ -136,4 +136,84 @@ describe('store replication', () => {
       await cleanup();
     }
   });
+
+  it('truncates a replica whose log ran past its new master, keeps the cut across a restart, and resumes', async () => {
+    const { dir, cleanup } = await makeTempDir('rb-store-repl-');
+    // The old master wrote 50 records; the new master (its former replica) had only the first 30.
+    const oldMaster = await openStore(`${dir}/old-master`);
+    const newMaster = await openStore(`${dir}/new-master`);
+    try {
+      let cutOffset = 0;
+      for (let i = 0; i < 50; i++) {
+        const put = await oldMaster.putMessage(testMessage(i, { queueId: i % 2 }));
+        if (i === 30) cutOffset = put.commitLogOffset;
+      }
+      newMaster.setReplica(true);
+      copyLog(oldMaster, newMaster, 0, 1 << 20);
+      await newMaster.truncateReplica(cutOffset);
+      newMaster.setReplica(false);
+      for (let i = 100; i < 110; i++) await newMaster.putMessage(testMessage(i, { queueId: i % 2 }));
+
+      oldMaster.setReplica(true);
+      await oldMaster.truncateReplica(cutOffset);
+      assert.equal(oldMaster.stats().commitLogMaxOffset, cutOffset);
+      assert.equal(oldMaster.getMaxOffsetInQueue('TopicA', 0), 15);
+      await assert.rejects(oldMaster.truncateReplica(-1), /before its start/);
+      await oldMaster.shutdown();
+      const reopened = await openStore(`${dir}/old-master`);
+      try {
+        assert.equal(reopened.stats().commitLogMaxOffset, cutOffset, 'the cut survives a restart');
+        reopened.setReplica(true);
+        copyLog(newMaster, reopened, cutOffset, 777);
+        assert.equal(reopened.stats().commitLogMaxOffset, newMaster.stats().commitLogMaxOffset);
+        for (const queueId of [0, 1]) {
+          const request = {
+            topic: 'TopicA',
+            queueId,
+            queueOffset: 0,
+            maxMessages: 100,
+            filter: parseTagExpression('*'),
+          };
+          assert.deepEqual(reopened.getMessage(request).records, newMaster.getMessage(request).records);
+        }
+      } finally {
+        await reopened.shutdown();
+      }
+    } finally {
+      await newMaster.shutdown();
+      await cleanup();
+    }
+  });
+
+  it('restarts an empty replica at a segment boundary of a master whose log no longer starts at 0', async () => {
+    const { dir, cleanup } = await makeTempDir('rb-store-repl-');
+    const master = await openStore(`${dir}/master`);
+    const replica = await openStore(`${dir}/replica`);
+    try {
+      for (let i = 0; i < 60; i++) await master.putMessage(testMessage(i));
+      const startOffset = 2 * SEGMENT_BYTES;
+      assert.ok(master.stats().commitLogMaxOffset > startOffset + SEGMENT_BYTES);
+      await assert.rejects(replica.resetReplica(startOffset), /not a replica/);
+      replica.setReplica(true);
+      await assert.rejects(replica.resetReplica(startOffset + 1), /segment size/);
+      await replica.resetReplica(startOffset);
+      assert.equal(replica.stats().commitLogMinOffset, startOffset);
+      copyLog(master, replica, startOffset, 1000);
+      assert.equal(replica.stats().commitLogMaxOffset, master.stats().commitLogMaxOffset);
+      const last = master.getMaxOffsetInQueue('TopicA', 0) - 1;
+      const request = {
+        topic: 'TopicA',
+        queueId: 0,
+        queueOffset: last,
+        maxMessages: 1,
+        filter: parseTagExpression('*'),
+      };
+      assert.deepEqual(replica.getMessage(request).records, master.getMessage(request).records);
+      assert.equal(replica.getMaxOffsetInQueue('TopicA', 0), last + 1, "queue offsets continue the master's");
+    } finally {
+      await replica.shutdown();
+      await master.shutdown();
+      await cleanup();
+    }
+  });
 });
