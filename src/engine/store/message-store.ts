@@ -827,7 +827,10 @@ export class DefaultMessageStore implements MessageStore {
     await this.quiesceForReplicaRewrite('truncate');
     const log = this.commitLog;
     if (!Number.isSafeInteger(commitLogOffset) || commitLogOffset < log.minOffset()) {
-      throw new RbError(ErrorCode.ConfigInvalid, `cannot truncate the CommitLog to ${commitLogOffset}: before its start`);
+      throw new RbError(
+        ErrorCode.ConfigInvalid,
+        `cannot truncate the CommitLog to ${commitLogOffset}: before its start`,
+      );
     }
     if (commitLogOffset >= log.writtenOffset) return;
     const fromOffset = log.writtenOffset;
@@ -863,8 +866,10 @@ export class DefaultMessageStore implements MessageStore {
 
   /** Lets writes and flushes in progress finish, so that files can be cut under nobody's feet. */
   private async quiesceForReplicaRewrite(what: string): Promise<void> {
-    if (this.state !== 'running') throw new RbError(ErrorCode.StoreClosed, `cannot ${what}: the store is ${this.state}`);
-    if (!this.replica) throw new RbError(ErrorCode.StoreReadOnly, `cannot ${what} the CommitLog of a store that is not a replica`);
+    if (this.state !== 'running')
+      throw new RbError(ErrorCode.StoreClosed, `cannot ${what}: the store is ${this.state}`);
+    if (!this.replica)
+      throw new RbError(ErrorCode.StoreReadOnly, `cannot ${what} the CommitLog of a store that is not a replica`);
     if (this.readOnlyError !== undefined) throw this.readOnlyRefusal();
     this.commitLog.drainNow();
     // What is written reaches the disk first: the cut moves the flushed offset along with the end.
@@ -874,7 +879,8 @@ export class DefaultMessageStore implements MessageStore {
       if (busy === undefined) break;
       await busy.catch(() => undefined);
     }
-    if (this.state !== 'running') throw new RbError(ErrorCode.StoreClosed, `cannot ${what}: the store is ${this.state}`);
+    if (this.state !== 'running')
+      throw new RbError(ErrorCode.StoreClosed, `cannot ${what}: the store is ${this.state}`);
     if (this.readOnlyError !== undefined) throw this.readOnlyRefusal();
   }
 
