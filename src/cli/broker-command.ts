@@ -17,6 +17,8 @@ interface BrokerCommandArgs extends BrokerArgs {
   role: string;
   'ha-port': number | undefined;
   'ha-master': string | undefined;
+  controller: string[];
+  'controller-heartbeat-ms': number;
 }
 
 /** "--namesrv a:1 --namesrv b:2" and "--namesrv 'a:1;b:2'" both give [a:1, b:2]. */
@@ -40,7 +42,6 @@ export const brokerCommand: CommandModule<object, BrokerCommandArgs> = {
       })
       .option('broker-id', { type: 'number', default: 0, describe: '0 for a master, > 0 for a slave' })
       .option('host', { type: 'string', default: '0.0.0.0', describe: 'Address to listen on' })
-      .option('host', { type: 'string', default: '0.0.0.0', describe: 'Address to listen on' })
       .option('cluster', { type: 'string', default: 'DefaultCluster', describe: 'Cluster the broker belongs to' })
       .option('port', {
         type: 'number',
@@ -62,8 +63,25 @@ export const brokerCommand: CommandModule<object, BrokerCommandArgs> = {
         type: 'string',
         describe: "A slave's master HA address host:port (default: learned from the NameServer)",
       })
+      .option('controller', {
+        type: 'string',
+        array: true,
+        default: [] as string[],
+        describe:
+          'Automatic failover: NameServer(s) running the controller (namesrv --controller); the controller then picks the master of the group and --role only says SYNC or ASYNC replication',
+      })
+      .option('controller-heartbeat-ms', {
+        type: 'number',
+        default: 1000,
+        describe: 'Controller mode: how often to report to the controller',
+      })
       .check((args) => {
         checkPort('port', args.port);
+        if (!Number.isInteger(args['controller-heartbeat-ms']) || args['controller-heartbeat-ms'] <= 0) {
+          throw new Error(
+            `--controller-heartbeat-ms must be a positive integer, got ${args['controller-heartbeat-ms']}`,
+          );
+        }
         if (args['ha-port'] !== undefined) checkPort('ha-port', args['ha-port']);
         if (!Number.isInteger(args['broker-id']) || args['broker-id'] < 0) {
           throw new Error(`--broker-id must be an integer >= 0, got ${args['broker-id']}`);
@@ -78,7 +96,14 @@ export const brokerCommand: CommandModule<object, BrokerCommandArgs> = {
       brokerId: args['broker-id'],
       clusterName: args.cluster,
     });
-    config.brokerRole = args['broker-id'] > 0 ? 'SLAVE' : (args.role as typeof config.brokerRole);
+    config.controllerAddresses = parseNamesrvList(args.controller);
+    config.controllerHeartbeatIntervalMs = args['controller-heartbeat-ms'];
+    if (config.controllerAddresses.length > 0) {
+      // Any broker of the group may become master: the role names the replication mode it then uses.
+      config.brokerRole = args.role === 'SYNC_MASTER' ? 'SYNC_MASTER' : 'ASYNC_MASTER';
+    } else {
+      config.brokerRole = args['broker-id'] > 0 ? 'SLAVE' : (args.role as typeof config.brokerRole);
+    }
     if (args['ha-port'] !== undefined) config.haPort = args['ha-port'];
     if (args['ha-master'] !== undefined) config.haMasterAddress = args['ha-master'];
     validateBrokerConfig(config);

@@ -91,6 +91,14 @@ export interface BrokerConfig {
   syncSlaveTimeoutMs: number;
   /** Slave: how often consumer offsets are fetched from the master (RocketMQ SlaveSynchronize, 10 s). */
   slaveSyncIntervalMs: number;
+  /**
+   * Controller mode (automatic failover): NameServers running the controller role, "host:port". The
+   * controller decides which broker of the group is master; brokerRole then only chooses sync or async
+   * replication for whichever broker is master. Empty: roles are fixed by brokerId.
+   */
+  controllerAddresses: string[];
+  /** Controller mode: how often the broker reports to the controller and learns its role. */
+  controllerHeartbeatIntervalMs: number;
   store: MessageStoreConfig;
 }
 
@@ -163,6 +171,8 @@ export function defaultBrokerConfig(dataDir: string, overrides: Partial<BrokerCo
     haMaxGapNotInSyncBytes: 256 * 1024 * 1024,
     syncSlaveTimeoutMs: 5000,
     slaveSyncIntervalMs: 10_000,
+    controllerAddresses: [],
+    controllerHeartbeatIntervalMs: 1000,
     store: { ...defaultMessageStoreConfig, storePath: dataDir },
     ...overrides,
   };
@@ -182,6 +192,7 @@ export function testBrokerConfig(dir: string, overrides: Partial<BrokerConfig> =
     haReconnectIntervalMs: 200,
     syncSlaveTimeoutMs: 2000,
     slaveSyncIntervalMs: 200,
+    controllerHeartbeatIntervalMs: 200,
     store: testMessageStoreConfig(dir),
     ...overrides,
   });
@@ -231,6 +242,7 @@ export function validateBrokerConfig(config: BrokerConfig): void {
     'haMaxGapNotInSyncBytes',
     'syncSlaveTimeoutMs',
     'slaveSyncIntervalMs',
+    'controllerHeartbeatIntervalMs',
   ];
   for (const name of positive) {
     const value = config[name];
@@ -253,6 +265,9 @@ export function validateBrokerConfig(config: BrokerConfig): void {
   if (config.brokerRole === 'SLAVE' && config.brokerId === 0) problems.push('a SLAVE needs a brokerId > 0');
   if (config.haPort !== undefined && (!Number.isInteger(config.haPort) || config.haPort < 0 || config.haPort > 65535)) {
     problems.push('haPort must be 0..65535');
+  }
+  for (const address of config.controllerAddresses) {
+    if (!/^.+:\d{1,5}$/.test(address)) problems.push(`controller address "${address}" is not host:port`);
   }
   for (const address of [config.haMasterAddress, config.haMasterBrokerAddress]) {
     if (address !== undefined && !/^.+:\d{1,5}$/.test(address))

@@ -31,4 +31,6 @@ export interface BrokerContext {
   /** PermName bits for the broker as a whole (6 = read + write). */
   readonly brokerPermission: number;
   readonly bootTimestampMs: number;
+  /** The id registered with NameServers now: 0 on the master (it changes on failover in controller mode). */
+  readonly brokerId: number;
 }

@@ -7,6 +7,7 @@
  * locks) are created here and started once the store is open; the store's arrival listener feeds
  * long polling, pops and the delay levels.
  */
+import { join } from 'node:path';
 import { formatHostAddress } from '../common/host-address.js';
 import { invariant } from '../common/assert.js';
 import { createLogger } from '../common/logger.js';
@@ -19,7 +20,13 @@ import { RemotingServer } from '../remoting/tcp-server.js';
 import type { MessageStore } from '../store/api.js';
 import { DefaultMessageStore } from '../store/message-store.js';
 import { AdminBrokerProcessor } from './admin-broker-processor.js';
-import { type BrokerConfig, brokerConfigDir, parseDelayLevels, validateBrokerConfig } from './broker-config.js';
+import {
+  type BrokerConfig,
+  type BrokerRole,
+  brokerConfigDir,
+  parseDelayLevels,
+  validateBrokerConfig,
+} from './broker-config.js';
 import type { BrokerContext, BrokerCounters } from './broker-context.js';
 import type { ClientChannelInfo } from './client-channel.js';
 import { ClientManageProcessor } from './client-manage-processor.js';
@@ -29,6 +36,8 @@ import { ConsumerManager } from './consumer-manager.js';
 import { ConsumerOffsetManager } from './consumer-offset-manager.js';
 import { ConsumerSendBackProcessor } from './consumer-send-back-processor.js';
 import { EndTransactionProcessor } from './end-transaction-processor.js';
+import { EpochCache, GET_BROKER_EPOCH_CACHE } from './ha/epoch-cache.js';
+import { answerEpochCache, FailoverAgent } from './ha/failover-agent.js';
 import { HaService } from './ha/ha-service.js';
 import { GET_ALL_CONSUMER_OFFSET } from './ha/slave-synchronize.js';
 import { LockBatchProcessor } from './lock-batch-processor.js';
@@ -81,6 +90,9 @@ export class Broker {
   private readonly registration: NameServerRegistration;
   /** Replication: master HA port and sync waits, or slave replication and offset sync. */
   readonly ha: HaService;
+  /** Controller mode: the epoch history of this broker's log, and the agent that follows the controller. */
+  readonly epochs: EpochCache;
+  readonly failover: FailoverAgent | undefined;
   private readonly counters: BrokerCounters = { putMessages: 0, getMessages: 0, sendFailures: 0 };
   private readonly watchedChannels = new Set<string>();
   private messageStore: MessageStore | undefined;
@@ -89,6 +101,8 @@ export class Broker {
   private registerTimer: NodeJS.Timeout | undefined;
   private scanTimer: NodeJS.Timeout | undefined;
   private bootTimestampMs = Date.now();
+  /** Transaction checks, timers and delayed delivery: they write, so they run on the master only. */
+  private masterServicesRunning = false;
 
   constructor(config: BrokerConfig) {
     validateBrokerConfig(config);
@@ -113,6 +127,21 @@ export class Broker {
       offsets: this.offsets,
       topics: this.topics,
     });
+    this.epochs = new EpochCache(join(configDir, 'epochs.json'));
+    if (config.controllerAddresses.length > 0) {
+      this.failover = new FailoverAgent({
+        config,
+        client: this.client,
+        ha: this.ha,
+        store: () => this.store,
+        epochs: this.epochs,
+        addresses: () => ({
+          brokerAddr: this.address,
+          haServerAddr: this.ha.haServerAddress(config.announceHost, this.port),
+        }),
+        onRoleChanged: (role, brokerId) => this.onRoleChanged(role, brokerId),
+      });
+    }
     this.holdService = new PullRequestHoldService(
       (topic, queueId) => this.store.getMaxOffsetInQueue(topic, queueId),
       config.longPollingCheckIntervalMs,
@@ -124,7 +153,7 @@ export class Broker {
       () => ({
         brokerName: config.brokerName,
         clusterName: config.clusterName,
-        brokerId: config.brokerId,
+        brokerId: this.brokerId,
         brokerAddr: this.address,
         haServerAddr: this.ha.haServerAddress(config.announceHost, this.port),
       }),
@@ -160,6 +189,11 @@ export class Broker {
   get store(): MessageStore {
     invariant(this.messageStore !== undefined, 'the broker store exists only after start()');
     return this.messageStore;
+  }
+
+  /** The id registered with NameServers: fixed, or (controller mode) 0 while master. */
+  get brokerId(): number {
+    return this.failover === undefined ? this.config.brokerId : (this.failover.brokerId ?? this.config.brokerId);
   }
 
   /** The actual listen port (after start). */
@@ -213,11 +247,7 @@ export class Broker {
       await this.ha.start();
       this.pops.start();
       // A slave's store takes no local writes: delays, timers and transaction checks run on the master.
-      if (!this.ha.isSlave) {
-        this.transactions.start();
-        this.timer.start();
-        this.schedule.start();
-      }
+      if (!this.ha.isSlave) this.startMasterServices();
     } catch (err) {
       await this.ha.shutdown();
       await this.stopSemanticServices();
@@ -232,10 +262,14 @@ export class Broker {
     this.scanTimer.unref();
     this.state = 'running';
     if (this.config.namesrvAddresses.length > 0) {
-      await this.registration.registerAll();
-      this.registerTimer = setInterval(() => void this.registration.registerAll(), this.config.registerIntervalMs);
+      // Controller mode registers once it knows its role (onRoleChanged), with the id that goes with it.
+      if (this.failover === undefined) await this.registration.registerAll();
+      this.registerTimer = setInterval(() => {
+        if (this.failover === undefined || this.failover.brokerId !== undefined) void this.registration.registerAll();
+      }, this.config.registerIntervalMs);
       this.registerTimer.unref();
     }
+    this.failover?.start();
     log.debug(
       `Broker ${this.config.brokerName} listening on ${formatHostAddress({ host: this.config.host, port: this.port })}`,
     );
@@ -247,6 +281,7 @@ export class Broker {
     this.state = 'stopping';
     clearInterval(this.registerTimer);
     clearInterval(this.scanTimer);
+    await this.failover?.shutdown();
     this.holdService.shutdown();
     this.popProcessor?.shutdown();
     // Let the woken pulls read (they run on setImmediate) before the store goes away.
@@ -263,10 +298,33 @@ export class Broker {
     this.state = 'stopped';
   }
 
-  private async stopSemanticServices(): Promise<void> {
+  private startMasterServices(): void {
+    if (this.masterServicesRunning) return;
+    this.masterServicesRunning = true;
+    this.transactions.start();
+    this.timer.start();
+    this.schedule.start();
+  }
+
+  private async stopMasterServices(): Promise<void> {
+    if (!this.masterServicesRunning) return;
+    this.masterServicesRunning = false;
     await this.schedule.shutdown();
     await this.timer.shutdown();
     await this.transactions.shutdown();
+  }
+
+  /** Controller mode: the controller made this broker master or slave (failover-agent.ts). */
+  private async onRoleChanged(role: BrokerRole, brokerId: number): Promise<void> {
+    if (this.state !== 'running') return;
+    if (role === 'SLAVE') await this.stopMasterServices();
+    else this.startMasterServices();
+    log.info({ brokerName: this.config.brokerName, role, brokerId, address: this.address }, 'broker role changed');
+    if (this.config.namesrvAddresses.length > 0) await this.registration.registerAll();
+  }
+
+  private async stopSemanticServices(): Promise<void> {
+    await this.stopMasterServices();
     await this.pops.shutdown();
   }
 
@@ -277,6 +335,7 @@ export class Broker {
       return this.storeHost;
     };
     const bootTimestampOf = (): number => this.bootTimestampMs;
+    const brokerIdOf = (): number => this.brokerId;
     return {
       config: this.config,
       get store() {
@@ -291,6 +350,9 @@ export class Broker {
         return storeHostOf();
       },
       brokerPermission: PERM_READ_WRITE,
+      get brokerId() {
+        return brokerIdOf();
+      },
       get bootTimestampMs() {
         return bootTimestampOf();
       },
@@ -350,6 +412,7 @@ export class Broker {
       [RequestCode.GetConsumeStats, (r) => control.consumeStats(r)],
       [RequestCode.InvokeBrokerToResetOffset, (r) => control.resetOffset(r)],
       [GET_ALL_CONSUMER_OFFSET, (r) => this.ha.answerAllOffsets(r)],
+      [GET_BROKER_EPOCH_CACHE, (r) => answerEpochCache(r, this.epochs, this.store)],
     ];
     for (const [code, handler] of handlers) this.registry.register(code, (r, c) => this.guarded(handler, r, c));
   }

@@ -191,7 +191,7 @@ export class PullMessageProcessor {
 
   /** A pull may carry the offset the consumer has processed up to (RocketMQ: only on first run). */
   private commitIfAsked(header: PullMessageHeader, allowSuspend: boolean): void {
-    if (!allowSuspend || (header.sysFlag & PullSysFlag.CommitOffset) === 0 || this.ctx.config.brokerId !== 0) return;
+    if (!allowSuspend || (header.sysFlag & PullSysFlag.CommitOffset) === 0 || this.ctx.brokerId !== 0) return;
     if (header.commitOffset < 0) return;
     this.ctx.offsets.commit(header.consumerGroup, header.topic, header.queueId, header.commitOffset);
   }

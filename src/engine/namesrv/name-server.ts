@@ -8,6 +8,7 @@ import { createLogger } from '../common/logger.js';
 import { ProcessorRegistry, type RemotingChannel } from '../remoting/channel.js';
 import { RemotingServer } from '../remoting/tcp-server.js';
 import { KvConfigStore } from './kv-config.js';
+import { ReplicaController } from './replica-controller.js';
 import { registerNamesrvProcessors } from './processors.js';
 import { DEFAULT_BROKER_EXPIRY_MS, RouteInfoManager } from './route-info-manager.js';
 
@@ -23,7 +24,12 @@ export interface NameServerOptions {
   maxConnections?: number;
   /** Close connections idle this long (RocketMQ: 120 s); 0 disables. */
   idleTimeoutMs?: number;
+  /** Run the failover controller for master/slave broker groups here (replica-controller.ts). */
+  controller?: { dataDir: string; heartbeatTimeoutMs?: number };
 }
+
+/** A controller-mode master silent this long is replaced (a closed connection replaces it at once). */
+export const DEFAULT_CONTROLLER_HEARTBEAT_TIMEOUT_MS = 6000;
 
 /** The NameServer: broker registry and topic routes over remoting. */
 export class NameServer {
@@ -31,6 +37,8 @@ export class NameServer {
   readonly registry = new ProcessorRegistry();
   readonly routes: RouteInfoManager;
   readonly kv = new KvConfigStore();
+  /** The failover controller, when this NameServer runs one. */
+  readonly controller: ReplicaController | undefined;
   private readonly options: NameServerOptions;
   private readonly server: RemotingServer;
   private readonly scanIntervalMs: number;
@@ -46,6 +54,14 @@ export class NameServer {
     this.scanIntervalMs = options.scanIntervalMs ?? Math.min(5000, Math.max(10, Math.floor(brokerExpiryMs / 4)));
     this.routes = new RouteInfoManager({ brokerExpiryMs, log: this.log });
     registerNamesrvProcessors(this.registry, { routes: this.routes, kv: this.kv, log: this.log });
+    if (options.controller !== undefined) {
+      this.controller = new ReplicaController({
+        dataDir: options.controller.dataDir,
+        heartbeatTimeoutMs: options.controller.heartbeatTimeoutMs ?? DEFAULT_CONTROLLER_HEARTBEAT_TIMEOUT_MS,
+        log: this.log.child({ role: 'controller' }),
+      });
+      this.controller.registerProcessors(this.registry);
+    }
     this.server = new RemotingServer({
       name: 'namesrv',
       host: options.host,
@@ -60,12 +76,14 @@ export class NameServer {
   async start(): Promise<void> {
     await this.server.listen();
     this.scanTimer = setInterval(() => this.routes.scanNotActiveBrokers(), this.scanIntervalMs);
-    this.log.info({ address: this.address }, 'NameServer started');
+    this.controller?.start();
+    this.log.info({ address: this.address, controller: this.controller !== undefined }, 'NameServer started');
   }
 
   async shutdown(): Promise<void> {
     if (this.scanTimer !== undefined) clearInterval(this.scanTimer);
     this.scanTimer = undefined;
+    this.controller?.shutdown();
     await this.server.close();
   }
 

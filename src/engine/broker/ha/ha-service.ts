@@ -26,76 +26,152 @@ export interface HaServiceOptions {
 }
 
 export class HaService {
-  readonly role: BrokerRole;
-  readonly master: HaMaster | undefined;
-  readonly slave: HaSlave | undefined;
-  readonly synchronize: SlaveSynchronize | undefined;
+  private currentRole: BrokerRole;
+  private haMaster: HaMaster | undefined;
+  private haSlave: HaSlave | undefined;
+  private sync: SlaveSynchronize | undefined;
   private learnedHaAddress: string | undefined;
   private learnedBrokerAddress: string | undefined;
+  /** Controller mode: the master this broker was told to follow. */
+  private following: { brokerAddr: string; haAddr: string } | undefined;
 
   constructor(private readonly options: HaServiceOptions) {
-    const { config } = options;
-    this.role = effectiveBrokerRole(config);
-    if (this.role === 'SLAVE') {
-      this.slave = new HaSlave({
-        store: options.store,
-        masterAddress: () => config.haMasterAddress ?? this.learnedHaAddress,
-        heartbeatIntervalMs: config.haHeartbeatIntervalMs,
-        housekeepingMs: config.haHousekeepingMs,
-        reconnectIntervalMs: config.haReconnectIntervalMs,
-        maxFrameBytes: config.haMaxFrameBytes,
-      });
-      this.synchronize = new SlaveSynchronize({
-        client: options.client,
-        offsets: options.offsets,
-        topics: options.topics,
-        masterBrokerAddress: () => config.haMasterBrokerAddress ?? this.learnedBrokerAddress,
-        intervalMs: config.slaveSyncIntervalMs,
-        timeoutMs: config.registerTimeoutMs,
-      });
-    } else {
-      this.master = new HaMaster({
-        host: config.host,
-        port: config.haPort ?? (config.port === 0 ? 0 : config.port + 1),
-        store: options.store,
-        transferBatchBytes: config.haTransferBatchBytes,
-        heartbeatIntervalMs: config.haHeartbeatIntervalMs,
-        housekeepingMs: config.haHousekeepingMs,
-        maxGapNotInSyncBytes: config.haMaxGapNotInSyncBytes,
-      });
-    }
+    // Controller mode starts as a replica taking no writes until the controller says otherwise.
+    this.currentRole = options.config.controllerAddresses.length > 0 ? 'SLAVE' : effectiveBrokerRole(options.config);
+  }
+
+  get role(): BrokerRole {
+    return this.currentRole;
+  }
+
+  get master(): HaMaster | undefined {
+    return this.haMaster;
+  }
+
+  get slave(): HaSlave | undefined {
+    return this.haSlave;
+  }
+
+  get synchronize(): SlaveSynchronize | undefined {
+    return this.sync;
   }
 
   /** True on a SYNC_MASTER: sends wait for a slave (awaitReplication). */
   get syncReplication(): boolean {
-    return this.role === 'SYNC_MASTER';
+    return this.currentRole === 'SYNC_MASTER';
   }
 
   get isSlave(): boolean {
-    return this.role === 'SLAVE';
+    return this.currentRole === 'SLAVE';
   }
 
-  /** Before the store opens: nothing. After: call start(). Masters listen; slaves start replicating. */
+  /** The role this broker takes when it is (or is elected) master. */
+  private get masterRole(): BrokerRole {
+    return this.options.config.brokerRole === 'SYNC_MASTER' ? 'SYNC_MASTER' : 'ASYNC_MASTER';
+  }
+
+  /** After the store opened. Masters listen; slaves start replicating; controller mode waits for a role. */
   async start(): Promise<void> {
     const store = this.options.store();
     store.setReplica(this.isSlave);
-    if (this.master !== undefined) {
-      await this.master.listen();
-      store.onMessageArrived(() => this.master?.notifyNewData());
-    }
-    this.slave?.start();
-    this.synchronize?.start();
+    store.onMessageArrived(() => this.haMaster?.notifyNewData());
+    if (this.options.config.controllerAddresses.length > 0) return;
+    if (this.isSlave) this.startFollowing();
+    else await this.startMaster();
   }
 
   async shutdown(): Promise<void> {
-    await this.synchronize?.shutdown();
-    await this.slave?.shutdown();
-    await this.master?.close();
+    await this.stopFollowing();
+    await this.haMaster?.close();
+    this.haMaster = undefined;
+  }
+
+  /** Controller mode: stop following, take writes, serve slaves. The caller recorded the epoch first. */
+  async becomeMaster(): Promise<void> {
+    await this.stopFollowing();
+    this.following = undefined;
+    this.options.store().setReplica(false);
+    this.currentRole = this.masterRole;
+    if (this.haMaster === undefined) await this.startMaster();
+  }
+
+  /**
+   * Controller mode: take no more writes and stop serving or following anyone, so that the log can be
+   * cut before following a new master.
+   */
+  async fence(): Promise<void> {
+    this.options.store().setReplica(true);
+    this.currentRole = 'SLAVE';
+    await this.stopFollowing();
+    await this.haMaster?.close();
+    this.haMaster = undefined;
+  }
+
+  /** Controller mode: replicate from `brokerAddr` (remoting) / `haAddr` (HA port). Call fence() first. */
+  follow(brokerAddr: string, haAddr: string): void {
+    this.following = { brokerAddr, haAddr };
+    this.currentRole = 'SLAVE';
+    if (this.haSlave === undefined) this.startFollowing();
+  }
+
+  /** Controller mode: the master's HA address learned later (its port is known once it listens). */
+  updateFollowedHaAddress(haAddr: string): void {
+    if (this.following !== undefined) this.following = { ...this.following, haAddr };
+  }
+
+  get followedBrokerAddress(): string | undefined {
+    return this.following?.brokerAddr;
+  }
+
+  private async startMaster(): Promise<void> {
+    const { config } = this.options;
+    const master = new HaMaster({
+      host: config.host,
+      port: config.haPort ?? (config.port === 0 ? 0 : config.port + 1),
+      store: this.options.store,
+      transferBatchBytes: config.haTransferBatchBytes,
+      heartbeatIntervalMs: config.haHeartbeatIntervalMs,
+      housekeepingMs: config.haHousekeepingMs,
+      maxGapNotInSyncBytes: config.haMaxGapNotInSyncBytes,
+    });
+    await master.listen();
+    this.haMaster = master;
+  }
+
+  private startFollowing(): void {
+    const { config, store } = this.options;
+    this.haSlave = new HaSlave({
+      store,
+      masterAddress: () => this.following?.haAddr ?? config.haMasterAddress ?? this.learnedHaAddress,
+      heartbeatIntervalMs: config.haHeartbeatIntervalMs,
+      housekeepingMs: config.haHousekeepingMs,
+      reconnectIntervalMs: config.haReconnectIntervalMs,
+      maxFrameBytes: config.haMaxFrameBytes,
+    });
+    this.sync = new SlaveSynchronize({
+      client: this.options.client,
+      offsets: this.options.offsets,
+      topics: this.options.topics,
+      masterBrokerAddress: () =>
+        this.following?.brokerAddr ?? config.haMasterBrokerAddress ?? this.learnedBrokerAddress,
+      intervalMs: config.slaveSyncIntervalMs,
+      timeoutMs: config.registerTimeoutMs,
+    });
+    this.haSlave.start();
+    this.sync.start();
+  }
+
+  private async stopFollowing(): Promise<void> {
+    const { haSlave, sync } = this;
+    this.haSlave = undefined;
+    this.sync = undefined;
+    await sync?.shutdown();
+    await haSlave?.shutdown();
   }
 
   /** The address put into REGISTER_BROKER's haServerAddr. */
   haServerAddress(announceHost: string, listenPort: number): string {
-    const port = this.master?.port ?? this.options.config.haPort ?? listenPort + 1;
+    const port = this.haMaster?.port ?? this.options.config.haPort ?? listenPort + 1;
     return formatHostAddress({ host: announceHost, port });
   }
 
@@ -119,8 +195,9 @@ export class HaService {
    * usable slave, FLUSH_SLAVE_TIMEOUT after syncSlaveTimeoutMs. Other roles answer SUCCESS at once.
    */
   async awaitReplication(endOffset: number): Promise<number> {
-    if (this.role !== 'SYNC_MASTER' || this.master === undefined) return ResponseCode.Success;
-    const outcome = await this.master.waitForSlave(endOffset, this.options.config.syncSlaveTimeoutMs);
+    const master = this.haMaster;
+    if (this.currentRole !== 'SYNC_MASTER' || master === undefined) return ResponseCode.Success;
+    const outcome = await master.waitForSlave(endOffset, this.options.config.syncSlaveTimeoutMs);
     if (outcome === 'ok') return ResponseCode.Success;
     return outcome === 'timeout' ? ResponseCode.FlushSlaveTimeout : ResponseCode.SlaveNotAvailable;
   }

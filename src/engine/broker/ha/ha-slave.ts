@@ -60,7 +60,8 @@ export class HaSlave {
     const nowMs = Date.now();
     if (this.socket === undefined) {
       const address = this.options.masterAddress();
-      if (address !== undefined && nowMs >= this.nextConnectMs) this.connect(address);
+      // Port 0: a master (controller mode, haPort 0) that has not reported where it listens yet.
+      if (address !== undefined && !address.endsWith(':0') && nowMs >= this.nextConnectMs) this.connect(address);
       return;
     }
     if (this.connectedTo === undefined) return;
