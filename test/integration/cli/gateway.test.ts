@@ -3,59 +3,30 @@
  * through it, and messages land in the cluster's broker.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import amqp from 'amqplib';
 import mqtt from 'mqtt';
 import { PullConsumer } from '../../../src/engine/client/index.js';
+import { type CliProcess, startCli } from '../../helpers/cli-process.js';
 import { eventually } from '../../helpers/eventually.js';
 import { startCluster, type TestCluster } from '../client/cluster.js';
 
-const here = fileURLToPath(import.meta.url);
-const extension = here.endsWith('.ts') ? 'ts' : 'js';
-const mainPath = fileURLToPath(new URL(`../../../src/cli/main.${extension}`, import.meta.url));
+const LISTENING = /"msg":"(MQTT|AMQP|HTTP) listening on [^:"]+:(\d+)/g;
 
 /** Starts the gateway on free ports and reads the ports it logged. */
-async function startGateway(namesrv: string): Promise<{ child: ChildProcess; ports: Record<string, number> }> {
-  const child = spawn(
-    process.execPath,
-    [
-      ...process.execArgv,
-      mainPath,
-      'gateway',
-      '--namesrv',
-      namesrv,
-      '--host',
-      '127.0.0.1',
-      '--mqtt-port',
-      '0',
-      '--amqp-port',
-      '0',
-      '--http-port',
-      '0',
-    ],
-    { env: { ...process.env, RB_LOG_LEVEL: 'info', RB_LOG_FORMAT: 'json' }, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
+async function startGateway(namesrv: string): Promise<{ process: CliProcess; ports: Record<string, number> }> {
+  const args = ['gateway', '--namesrv', namesrv, '--host', '127.0.0.1'];
+  args.push('--mqtt-port', '0', '--amqp-port', '0', '--http-port', '0');
+  const started = await startCli(args, /listening on/);
+  await eventually(() => [...started.output().matchAll(LISTENING)].length >= 3, { timeoutMs: 20_000 });
   const ports: Record<string, number> = {};
-  let output = '';
-  child.stdout?.on('data', (chunk: Buffer) => {
-    output += chunk.toString('utf8');
-    for (const match of output.matchAll(/"msg":"(MQTT|AMQP|HTTP) listening on [^:"]+:(\d+)/g)) {
-      ports[match[1] ?? ''] = Number(match[2]);
-    }
-  });
-  child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
-  await eventually(() => Object.keys(ports).length === 3, { timeoutMs: 20_000 }).catch((err: unknown) => {
-    child.kill('SIGKILL');
-    throw new Error(`gateway did not start: ${output}`, { cause: err });
-  });
-  return { child, ports };
+  for (const match of started.output().matchAll(LISTENING)) ports[match[1] ?? ''] = Number(match[2]);
+  return { process: started, ports };
 }
 
 describe('rocketbridge gateway', () => {
   let cluster: TestCluster;
-  let gateway: { child: ChildProcess; ports: Record<string, number> };
+  let gateway: { process: CliProcess; ports: Record<string, number> };
 
   before(async () => {
     cluster = await startCluster();
@@ -63,9 +34,7 @@ describe('rocketbridge gateway', () => {
   });
 
   after(async () => {
-    const exited = new Promise((resolve) => gateway.child.once('exit', resolve));
-    gateway.child.kill('SIGTERM');
-    await exited;
+    await gateway.process.stop('SIGTERM');
     await cluster.close();
   });
 
