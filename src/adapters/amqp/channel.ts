@@ -32,6 +32,8 @@ export interface ChannelHost {
   /** Publish back-pressure: the connection stops reading while too many stores are outstanding. */
   storeStarted(): void;
   storeFinished(): void;
+  /** A basic.publish arrived: while publishers are blocked (connection.blocked) the connection stops reading. */
+  publishArrived(): void;
   /** Call once when the socket drains. */
   onDrain(listener: () => void): void;
   /** The channel failed with an error of connection scope. */
@@ -275,18 +277,42 @@ export class Channel implements ConsumerChannel {
       if (seq > 0) this.send({ name: 'basic.ack', deliveryTag: seq, multiple: false });
       return undefined;
     }
-    const queues = this.host.vhost.routeOf(method.exchange, method.routingKey, properties, classId, methodId);
+    const vhost = this.host.vhost;
+    const queues = vhost.routeOf(method.exchange, method.routingKey, properties, classId, methodId);
     if (queues.size === 0 && (method.mandatory || method.exchange === '')) {
       if (method.mandatory) this.returnUnroutable(method, properties, body);
       if (seq > 0) this.send({ name: 'basic.ack', deliveryTag: seq, multiple: false });
       return undefined;
     }
-    const stored = this.host.vhost.store(method.exchange, method.routingKey, properties, body, queues);
+    // x-overflow reject-publish: full queues refuse it, the publisher learns by basic.nack (RabbitMQ:
+    // one refusing queue is enough for a nack; the others still get the message).
+    const admission = vhost.admit(queues, body.length);
+    const rejected = admission !== undefined && admission.rejected.length > 0;
+    if (rejected) {
+      vhost.deadLetterRejected(admission, {
+        exchange: method.exchange,
+        routingKey: method.routingKey,
+        properties,
+        body,
+      });
+    }
+    const accepted = admission?.accepted ?? queues;
+    if (rejected && accepted.size === 0 && method.exchange === '') {
+      if (seq > 0) this.send({ name: 'basic.nack', deliveryTag: seq, multiple: false, requeue: false });
+      return undefined;
+    }
+    const stored = vhost.store(method.exchange, method.routingKey, properties, body, accepted, admission);
     this.host.storeStarted();
     void stored.finally(() => this.host.storeFinished()).catch(() => undefined);
     stored.then(
       () => {
-        if (seq > 0 && this.state === 'open') this.send({ name: 'basic.ack', deliveryTag: seq, multiple: false });
+        if (seq > 0 && this.state === 'open') {
+          this.send(
+            rejected
+              ? { name: 'basic.nack', deliveryTag: seq, multiple: false, requeue: false }
+              : { name: 'basic.ack', deliveryTag: seq, multiple: false },
+          );
+        }
       },
       (err: unknown) => {
         log.warn({ err, exchange: method.exchange }, 'publish could not be stored');
@@ -449,6 +475,7 @@ export class Channel implements ConsumerChannel {
       }
       case 'basic.publish':
         this.pending = { method, properties: undefined, bodySizeBytes: 0, parts: [], receivedBytes: 0 };
+        this.host.publishArrived();
         return undefined;
       case 'basic.get':
         return this.get(method.queue, method.noAck, classId, methodId);

@@ -4,10 +4,17 @@
  * detection, channel numbers and frame routing to Channel objects, and turning protocol errors into
  * connection.close with the spec's reply code. Bad input never throws out of here: it becomes a
  * close, and the socket is destroyed if the peer does not answer it.
+ *
+ * Flow control (RabbitMQ's connection.blocked extension): while the vhost's FlowControl has an
+ * alarm on, a client that announced the `connection.blocked` capability is told so, and once the
+ * connection publishes it is no longer read (consumers on non-publishing connections keep acking,
+ * which is what drains a backlog) until the alarm clears and connection.unblocked is sent. Missed
+ * heartbeats are not held against a connection while it is not being read.
  */
 import type { Socket } from 'node:net';
 import { createLogger } from '../../engine/common/logger.js';
 import { Channel, type ChannelHost } from './channel.js';
+import type { FlowListener } from './flow-control.js';
 import { FRAME_MIN_SIZE_BYTES, FrameType } from './constants.js';
 import { AmqpProtocolError, ProtocolHeaderMismatchError } from './errors.js';
 import { type FieldTable, readFieldTable } from './field-table.js';
@@ -60,7 +67,7 @@ export const SERVER_CAPABILITIES: FieldTable = {
   authentication_failure_close: true,
 };
 
-export class AmqpConnection implements FrameHandler, ChannelHost {
+export class AmqpConnection implements FrameHandler, ChannelHost, FlowListener {
   private state: State = 'header';
   private readonly decoder: FrameDecoder;
   private readonly channels = new Map<number, Channel>();
@@ -76,6 +83,16 @@ export class AmqpConnection implements FrameHandler, ChannelHost {
   private cleanedUp = false;
   private storesInFlight = 0;
   private readingPaused = false;
+  /** Reading stopped because too many of this connection's stores are outstanding. */
+  private pausedByStores = false;
+  /** Reading stopped because the connection published while publishers are blocked. */
+  private pausedByFlow = false;
+  /** The vhost's blocked reason while an alarm is on. */
+  private flowBlockedReason: string | undefined;
+  /** The client announced the connection.blocked capability in start-ok. */
+  private acceptsBlocked = false;
+  /** connection.blocked was sent and connection.unblocked is owed. */
+  private sentBlocked = false;
   private pendingFrames: Buffer[] = [];
   private pendingBytes = 0;
   private flushScheduled = false;
@@ -158,16 +175,57 @@ export class AmqpConnection implements FrameHandler, ChannelHost {
 
   storeStarted(): void {
     this.storesInFlight++;
-    if (this.storesInFlight >= MAX_STORES_IN_FLIGHT && !this.readingPaused) {
-      this.readingPaused = true;
-      this.socket.pause();
+    if (this.storesInFlight >= MAX_STORES_IN_FLIGHT && !this.pausedByStores) {
+      this.pausedByStores = true;
+      this.updateReading();
     }
   }
 
   storeFinished(): void {
     this.storesInFlight--;
-    if (this.readingPaused && this.storesInFlight <= MAX_STORES_IN_FLIGHT / 2 && this.state === 'open') {
+    if (this.pausedByStores && this.storesInFlight <= MAX_STORES_IN_FLIGHT / 2) {
+      this.pausedByStores = false;
+      this.updateReading();
+    }
+  }
+
+  publishArrived(): void {
+    if (this.flowBlockedReason !== undefined && !this.pausedByFlow) {
+      this.pausedByFlow = true;
+      this.updateReading();
+    }
+  }
+
+  /** The vhost's alarms changed: tell the client (if it asked to be told) and hold or release reading. */
+  flowChanged(blockedReason: string | undefined): void {
+    if (this.state !== 'open') return;
+    this.flowBlockedReason = blockedReason;
+    if (blockedReason !== undefined) {
+      if (this.acceptsBlocked && !this.sentBlocked) {
+        this.sentBlocked = true;
+        this.write([encodeMethodFrame(0, { name: 'connection.blocked', reason: blockedReason })]);
+      }
+      return;
+    }
+    if (this.sentBlocked) {
+      this.sentBlocked = false;
+      this.write([encodeMethodFrame(0, { name: 'connection.unblocked' })]);
+    }
+    if (this.pausedByFlow) {
+      this.pausedByFlow = false;
+      this.updateReading();
+    }
+  }
+
+  private updateReading(): void {
+    const pause = this.pausedByStores || this.pausedByFlow;
+    if (pause && !this.readingPaused) {
+      this.readingPaused = true;
+      this.socket.pause();
+    } else if (!pause && this.readingPaused && this.state === 'open') {
       this.readingPaused = false;
+      // The client's heartbeats waited in the socket: do not count the pause as silence.
+      this.lastReceivedAtMs = Date.now();
       this.socket.resume();
     }
   }
@@ -190,6 +248,11 @@ export class AmqpConnection implements FrameHandler, ChannelHost {
     const beforeTune = this.state === 'header' || this.state === 'start-ok';
     this.state = 'closing';
     log.info({ connection: this.id, replyCode, replyText }, 'closing connection');
+    if (this.readingPaused) {
+      // Only close and close-ok matter now: read them, or a blocked peer's close-ok would go unseen.
+      this.readingPaused = false;
+      this.socket.resume();
+    }
     for (const channel of this.channels.values()) channel.teardown();
     this.channels.clear();
     this.write([encodeMethodFrame(0, { name: 'connection.close', replyCode, replyText, classId, methodId })]);
@@ -405,6 +468,11 @@ export class AmqpConnection implements FrameHandler, ChannelHost {
       );
     }
     this.username = credentials.username;
+    const capabilities = m.clientProperties['capabilities'];
+    this.acceptsBlocked =
+      typeof capabilities === 'object' &&
+      capabilities !== null &&
+      (capabilities as FieldTable)['connection.blocked'] === true;
     this.state = 'tune-ok';
     this.write([
       encodeMethodFrame(0, {
@@ -454,12 +522,17 @@ export class AmqpConnection implements FrameHandler, ChannelHost {
     if (this.closeTimer !== undefined) clearTimeout(this.closeTimer);
     this.closeTimer = undefined;
     this.write([encodeMethodFrame(0, { name: 'connection.open-ok', knownHosts: '' })]);
+    this.vhost.flow.subscribe(this);
+    // An alarm already on is announced right after open, as RabbitMQ does.
+    const reason = this.vhost.flow.blockedReason;
+    if (reason !== undefined) this.flowChanged(reason);
   }
 
   private startHeartbeat(heartbeatSec: number): void {
     const intervalMs = Math.max(100, (heartbeatSec * 1000) / 2);
     this.heartbeatTimer = setInterval(() => {
-      if (Date.now() - this.lastReceivedAtMs > heartbeatSec * 2000) {
+      if (this.readingPaused) this.lastReceivedAtMs = Date.now();
+      else if (Date.now() - this.lastReceivedAtMs > heartbeatSec * 2000) {
         log.info({ connection: this.id, heartbeatSec }, 'missed heartbeats from the client; closing the socket');
         this.socket.destroy();
         return;
@@ -473,6 +546,7 @@ export class AmqpConnection implements FrameHandler, ChannelHost {
     if (this.cleanedUp) return;
     this.cleanedUp = true;
     this.state = 'closed';
+    this.vhost.flow.unsubscribe(this);
     if (this.heartbeatTimer !== undefined) clearInterval(this.heartbeatTimer);
     if (this.closeTimer !== undefined) clearTimeout(this.closeTimer);
     this.heartbeatTimer = undefined;

@@ -17,6 +17,7 @@
  *   amqp.headers     the headers table, exact (base64 of its AMQP encoding), for AMQP consumers
  *   amqp.empty-body  "1" when the AMQP body was empty (the engine refuses empty bodies, so one
  *                    zero byte is stored instead and dropped again on delivery)
+ *   amqp.rejected-by queues that refused the publish (x-overflow reject-publish); not delivered
  *
  * Headers are also copied one by one as plain properties when the value is a string, number or
  * boolean and the name is neither reserved (`amqp.` prefix, RocketMQ system names) nor contains
@@ -49,6 +50,11 @@ export const AmqpProperty = {
   AppId: 'amqp.app-id',
   ClusterId: 'amqp.cluster-id',
   EmptyBody: 'amqp.empty-body',
+  /**
+   * Queues (encoded names, comma-separated) that refused the message under x-overflow
+   * reject-publish: they skip it, other queues bound to the exchange receive it.
+   */
+  RejectedBy: 'amqp.rejected-by',
 } as const;
 
 /** The topic of the default exchange `""`. */

@@ -20,7 +20,7 @@
 import { PullConsumer, type ReceivedMessage, SimpleConsumer, type Transport } from '../../engine/client/index.js';
 import { ErrorCode, isRbError } from '../../engine/common/errors.js';
 import { createLogger } from '../../engine/common/logger.js';
-import { type QueueBackend, type QueueMessage, requeueAtHead, takeMatching } from './queue-backend.js';
+import { type QueueBackend, type QueueMessage, requeueAtHead, sumBodyBytes, takeMatching } from './queue-backend.js';
 
 const log = createLogger('amqp-pop-queue');
 
@@ -153,6 +153,10 @@ export class PopQueueBackend implements QueueBackend {
 
   readyCount(): number {
     return this.ready.length;
+  }
+
+  readyBytes(): number {
+    return sumBodyBytes(this.ready);
   }
 
   ack(id: number): void {

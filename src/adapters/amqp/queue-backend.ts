@@ -14,6 +14,7 @@ import type { MessageExt, MessageQueue, PullResult, Transport } from '../../engi
 import { PullConsumer, queueKey } from '../../engine/client/index.js';
 import { ErrorCode, isRbError } from '../../engine/common/errors.js';
 import { createLogger } from '../../engine/common/logger.js';
+import { AmqpProperty } from './mapping.js';
 
 const log = createLogger('amqp-queue');
 
@@ -40,6 +41,8 @@ export interface QueueBackend {
   takeWhere(predicate: (message: QueueMessage) => boolean, max: number): QueueMessage[];
   /** Ready messages fetched so far (no waiting). */
   readyCount(): number;
+  /** Body bytes of those (x-max-length-bytes). */
+  readyBytes(): number;
   ack(id: number): void;
   /** requeue: deliver again (redelivered); otherwise drop it like an ack. */
   nack(id: number, requeue: boolean): void;
@@ -174,6 +177,10 @@ export class PullQueueBackend implements QueueBackend {
 
   readyCount(): number {
     return this.ready.length;
+  }
+
+  readyBytes(): number {
+    return sumBodyBytes(this.ready);
   }
 
   ack(id: number): void {
@@ -436,6 +443,18 @@ export class PullQueueBackend implements QueueBackend {
       else this.scheduleCommit();
     }
   }
+}
+
+/** Body bytes of a stored message as AMQP sees it (an empty body is stored as one byte). */
+export function bodyBytesOf(message: Pick<MessageExt, 'properties' | 'body'>): number {
+  return message.properties[AmqpProperty.EmptyBody] === '1' ? 0 : message.body.length;
+}
+
+/** Body bytes of ready entries: summed when asked, only queues with x-max-length-bytes ask. */
+export function sumBodyBytes(entries: readonly QueueMessage[]): number {
+  let bytes = 0;
+  for (const entry of entries) bytes += bodyBytesOf(entry.message);
+  return bytes;
 }
 
 /**

@@ -1,10 +1,16 @@
 /**
  * A queue at run time: its backend, its consumers (round-robin dispatch within each channel's
  * prefetch limits), and the RabbitMQ queue arguments that act on messages: x-message-ttl and the
- * per-message `expiration` (expired messages are never delivered), x-max-length (the oldest ready
- * messages are dropped past it), dead-lettering of rejected, expired and dropped messages to
- * x-dead-letter-exchange (with x-dead-letter-routing-key), and x-expires (the queue is deleted
- * after that long without consumers or use). Ages count from the publish time (bornTimestamp).
+ * per-message `expiration` (expired messages are never delivered), x-max-length and
+ * x-max-length-bytes with x-overflow (drop-head: the oldest ready messages are dropped past them;
+ * reject-publish / reject-publish-dlx: a publish that would not fit is refused, see admit()),
+ * dead-lettering of rejected, expired and dropped messages to x-dead-letter-exchange (with
+ * x-dead-letter-routing-key), and x-expires (the queue is deleted after that long without
+ * consumers or use). Ages count from the publish time (bornTimestamp).
+ *
+ * Lengths count ready messages only (as RabbitMQ): those this gateway has fetched, plus, for
+ * reject-publish, those admitted at publish time and not fetched yet. The fetch-ahead limit is
+ * raised to x-max-length (up to MAX_READY_LIMIT) so the whole queue is counted.
  */
 import type { MessageExt } from '../../engine/client/index.js';
 import { createLogger } from '../../engine/common/logger.js';
@@ -12,7 +18,7 @@ import type { QueueDef } from './definitions.js';
 import type { FieldValue } from './field-table.js';
 import { FieldTyped } from './field-table.js';
 import { AmqpProperty } from './mapping.js';
-import type { QueueBackend, QueueMessage } from './queue-backend.js';
+import { bodyBytesOf, type QueueBackend, type QueueMessage } from './queue-backend.js';
 
 const log = createLogger('amqp-queue-runtime');
 
@@ -20,6 +26,16 @@ const log = createLogger('amqp-queue-runtime');
 const SWEEP_INTERVAL_MS = 100;
 /** Dispatches per turn, so one busy queue cannot starve the event loop. */
 const DISPATCH_BOUND = 10_000;
+/** The most messages a queue fetches ahead to enforce x-max-length on; larger limits count this many. */
+export const MAX_READY_LIMIT = 100_000;
+/**
+ * An admitted publish not seen in the backend after this long is no longer counted (another
+ * gateway took it, or it was stored somewhere this one does not read).
+ */
+const ADMITTED_GRACE_MS = 10_000;
+
+export type OverflowMode = 'drop-head' | 'reject-publish' | 'reject-publish-dlx';
+export const OVERFLOW_MODES: ReadonlySet<string> = new Set(['drop-head', 'reject-publish', 'reject-publish-dlx']);
 
 export type DeadLetterReason = 'rejected' | 'expired' | 'maxlen';
 
@@ -71,6 +87,8 @@ function stringArgument(value: FieldValue): string | undefined {
 export interface QueuePolicy {
   messageTtlMs: number | undefined;
   maxLength: number | undefined;
+  maxLengthBytes: number | undefined;
+  overflow: OverflowMode;
   deadLetterExchange: string | undefined;
   deadLetterRoutingKey: string | undefined;
   expiresMs: number | undefined;
@@ -81,14 +99,32 @@ export function policyOf(def: QueueDef): QueuePolicy {
   return {
     messageTtlMs: numberArgument(args['x-message-ttl']),
     maxLength: numberArgument(args['x-max-length']),
+    maxLengthBytes: numberArgument(args['x-max-length-bytes']),
+    overflow: overflowOf(args['x-overflow']),
     deadLetterExchange: stringArgument(args['x-dead-letter-exchange']),
     deadLetterRoutingKey: stringArgument(args['x-dead-letter-routing-key']),
     expiresMs: numberArgument(args['x-expires']),
   };
 }
 
+function overflowOf(value: FieldValue): OverflowMode {
+  const text = stringArgument(value);
+  return text !== undefined && OVERFLOW_MODES.has(text) ? (text as OverflowMode) : 'drop-head';
+}
+
 /** Names of arguments that must be numbers, for declare-time checks. */
-export const NUMERIC_QUEUE_ARGUMENTS: readonly string[] = ['x-message-ttl', 'x-max-length', 'x-expires'];
+export const NUMERIC_QUEUE_ARGUMENTS: readonly string[] = [
+  'x-message-ttl',
+  'x-max-length',
+  'x-max-length-bytes',
+  'x-expires',
+];
+
+/** How many messages a queue with this policy should fetch ahead (undefined: the backend's default). */
+export function readyLimitOf(policy: QueuePolicy): number | undefined {
+  if (policy.maxLength === undefined) return undefined;
+  return Math.min(MAX_READY_LIMIT, Math.max(1000, policy.maxLength + 64));
+}
 
 export class QueueRuntime {
   readonly consumers: Consumer[] = [];
@@ -98,6 +134,9 @@ export class QueueRuntime {
   private hadConsumer = false;
   private sweepTimer: NodeJS.Timeout | undefined;
   private expiresTimer: NodeJS.Timeout | undefined;
+  /** reject-publish: publishes admitted (by unique id) and not fetched yet, with their body bytes. */
+  private readonly admitted = new Map<string, { bytes: number; atMs: number }>();
+  private admittedBytes = 0;
   deleted = false;
 
   constructor(
@@ -138,8 +177,43 @@ export class QueueRuntime {
 
   /** Fetch ahead only with consumers here, or TTL/max-length to enforce on waiting messages. */
   private updateDemand(): void {
-    const policyNeedsMessages = this.policy.messageTtlMs !== undefined || this.policy.maxLength !== undefined;
+    const policyNeedsMessages =
+      this.policy.messageTtlMs !== undefined ||
+      this.policy.maxLength !== undefined ||
+      this.policy.maxLengthBytes !== undefined;
     this.backend.setDemand(this.consumers.length > 0 || policyNeedsMessages);
+  }
+
+  /** Whether x-overflow makes this queue refuse publishes that do not fit (rather than drop the head). */
+  get rejectsPublishes(): boolean {
+    const { maxLength, maxLengthBytes, overflow } = this.policy;
+    return overflow !== 'drop-head' && (maxLength !== undefined || maxLengthBytes !== undefined);
+  }
+
+  /**
+   * reject-publish: whether a publish of `bytes` body bytes fits (RabbitMQ: length + 1 over
+   * x-max-length, or ready bytes + its bytes over x-max-length-bytes, does not). A message that
+   * fits is counted from now on, until the backend fetches it (arrived) or the store fails (forget).
+   */
+  admit(id: string, bytes: number): boolean {
+    if (!this.rejectsPublishes) return true;
+    const { maxLength, maxLengthBytes } = this.policy;
+    if (maxLength !== undefined && this.backend.readyCount() + this.admitted.size + 1 > maxLength) return false;
+    if (maxLengthBytes !== undefined && this.backend.readyBytes() + this.admittedBytes + bytes > maxLengthBytes) {
+      return false;
+    }
+    this.admitted.set(id, { bytes, atMs: Date.now() });
+    this.admittedBytes += bytes;
+    return true;
+  }
+
+  /** An admitted publish reached the backend (or was never stored): stop counting it here. */
+  forget(id: string | undefined): void {
+    if (id === undefined) return;
+    const entry = this.admitted.get(id);
+    if (entry === undefined) return;
+    this.admitted.delete(id);
+    this.admittedBytes -= entry.bytes;
   }
 
   addConsumer(consumer: Consumer): void {
@@ -219,10 +293,26 @@ export class QueueRuntime {
     )) {
       this.discard(message, 'expired');
     }
+    for (const [id, entry] of this.admitted) {
+      if (now - entry.atMs < ADMITTED_GRACE_MS) break; // insertion order is age order
+      this.forget(id);
+    }
+    // reject-publish never drops what it admitted, even when requeues push the queue past its limit.
+    if (this.policy.overflow !== 'drop-head') return;
     const maxLength = this.policy.maxLength;
     if (maxLength !== undefined) {
       const excess = this.backend.readyCount() - maxLength;
       if (excess > 0) for (const message of this.backend.receive(excess)) this.discard(message, 'maxlen');
+    }
+    const maxBytes = this.policy.maxLengthBytes;
+    if (maxBytes !== undefined) {
+      let bytes = this.backend.readyBytes();
+      for (let guard = 0; bytes > maxBytes && guard < DISPATCH_BOUND; guard++) {
+        const [oldest] = this.backend.receive(1);
+        if (oldest === undefined) break;
+        bytes -= bodyBytesOf(oldest.message);
+        this.discard(oldest, 'maxlen');
+      }
     }
   }
 
@@ -237,7 +327,7 @@ export class QueueRuntime {
   }
 
   private dispatch(): void {
-    if (this.policy.maxLength !== undefined) this.sweep();
+    if (this.policy.maxLength !== undefined || this.policy.maxLengthBytes !== undefined) this.sweep();
     for (let delivered = 0; this.consumers.length > 0; delivered++) {
       if (delivered >= DISPATCH_BOUND) {
         this.scheduleDispatch();

@@ -47,6 +47,16 @@ export interface AmqpServerOptions {
   /** 'pop' (SimpleConsumer, default) or 'pull' (PullConsumer); see vhost.ts. */
   queueBackend?: 'pop' | 'pull';
   backendFactory?: QueueBackendFactory;
+  /**
+   * Publisher flow control: connection.blocked once this many publishes (all connections) wait to
+   * be stored (default 20,000), or their bytes exceed backlogHighWaterBytes (default 256 MiB).
+   */
+  backlogHighWaterMessages?: number;
+  backlogHighWaterBytes?: number;
+  /** connection.blocked while the process RSS is above this; off by default. */
+  memoryHighWaterBytes?: number;
+  /** How often a store or memory alarm is re-checked (default 1000 ms). */
+  flowCheckIntervalMs?: number;
 }
 
 /** An AMQP 0-9-1 listener backed by the engine. */
@@ -63,6 +73,15 @@ export class AmqpServer {
     if (options.transport !== undefined) vhostOptions.transport = options.transport;
     if (options.backendFactory !== undefined) vhostOptions.backendFactory = options.backendFactory;
     if (options.queueBackend !== undefined) vhostOptions.queueBackend = options.queueBackend;
+    for (const key of [
+      'backlogHighWaterMessages',
+      'backlogHighWaterBytes',
+      'memoryHighWaterBytes',
+      'flowCheckIntervalMs',
+    ] as const) {
+      const value = options[key];
+      if (value !== undefined) vhostOptions[key] = value;
+    }
     this.vhost = new Vhost(vhostOptions);
     this.config = {
       users: options.users ?? [{ username: 'guest', password: 'guest' }],

@@ -7,6 +7,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import {
+  createUniqueMessageId,
   type Message,
   type MessageExt,
   type MessageQueue,
@@ -16,6 +17,7 @@ import {
 } from '../../engine/client/index.js';
 import { javaStringHashCode } from '../../engine/common/java-hash.js';
 import { createLogger } from '../../engine/common/logger.js';
+import { MessageProperty } from '../../engine/common/properties.js';
 import type { BasicProperties } from './content-header.js';
 import {
   type BindingDef,
@@ -27,9 +29,14 @@ import {
   type QueueDef,
 } from './definitions.js';
 import { applyEvent, type DefinitionEvent, DefinitionsLog } from './definitions-log.js';
+import { EXCHANGE_EQUIVALENCE_ARGUMENTS, inequivalence, QUEUE_EQUIVALENCE_ARGUMENTS } from './equivalence.js';
 import { AmqpProtocolError } from './errors.js';
 import { type FieldTable, FieldTyped, type FieldValue } from './field-table.js';
+import { FlowControl } from './flow-control.js';
 import {
+  AmqpProperty,
+  type AmqpContent,
+  encodeName,
   exchangeOfTopic,
   groupOfQueue,
   headersOf,
@@ -40,7 +47,15 @@ import {
 } from './mapping.js';
 import { PopQueueBackend } from './pop-queue-backend.js';
 import { PullQueueBackend, type QueueBackend } from './queue-backend.js';
-import { type DeadLetterReason, NUMERIC_QUEUE_ARGUMENTS, numberArgument, QueueRuntime } from './queue-runtime.js';
+import {
+  type DeadLetterReason,
+  NUMERIC_QUEUE_ARGUMENTS,
+  numberArgument,
+  OVERFLOW_MODES,
+  policyOf,
+  QueueRuntime,
+  readyLimitOf,
+} from './queue-runtime.js';
 
 export type { Consumer, ConsumerChannel } from './queue-runtime.js';
 export { QueueRuntime } from './queue-runtime.js';
@@ -71,7 +86,19 @@ export type QueueBackendFactory = (options: {
   queue: string;
   group: string;
   accepts: (message: MessageExt) => boolean;
+  /** Messages to fetch ahead, when the queue's arguments need more than the default (x-max-length). */
+  readyLimit?: number;
 }) => QueueBackend;
+
+/**
+ * Where a publish goes after x-overflow reject-publish had its say: the queues that take it, those
+ * that refused it (the publisher gets basic.nack), and the unique id the admitted ones count it by.
+ */
+export interface Admission {
+  readonly id: string;
+  readonly accepted: Set<string>;
+  readonly rejected: readonly QueueRuntime[];
+}
 
 export interface VhostOptions {
   nameServers: readonly string[];
@@ -86,6 +113,20 @@ export interface VhostOptions {
   /** Producer group for AMQP publishes. */
   producerGroup?: string;
   sendTimeoutMs?: number;
+  /** Unconfirmed publishes (all connections) that block publishers with connection.blocked (default 20,000). */
+  backlogHighWaterMessages?: number;
+  /** Their bytes (default 256 MiB). */
+  backlogHighWaterBytes?: number;
+  /** Process RSS that blocks publishers; unset = never. */
+  memoryHighWaterBytes?: number;
+  /** How often a store or memory alarm is re-checked (default 1000 ms). */
+  flowCheckIntervalMs?: number;
+}
+
+/** The queues (by name) a stored message was refused by (x-overflow reject-publish), from its property. */
+function rejectedByOf(message: MessageExt): ReadonlySet<string> | undefined {
+  const list = message.properties[AmqpProperty.RejectedBy];
+  return list === undefined || list.length === 0 ? undefined : new Set(list.split(','));
 }
 
 /** A queue name the engine reads as one exact tag (no `||` list, no spaces at the ends). */
@@ -109,6 +150,8 @@ export class Vhost {
   private readonly inFlight = new Set<Promise<unknown>>();
   private readonly replyChannels = new Map<string, ReplyChannel>();
   private readonly sendBatches = new Map<string, SendBatch>();
+  /** Publisher flow control (connection.blocked); connections subscribe to it. */
+  readonly flow: FlowControl;
 
   constructor(options: VhostOptions) {
     this.ownsTransport = options.transport === undefined;
@@ -119,6 +162,16 @@ export class Vhost {
       transport: this.transport,
       sendTimeoutMs: options.sendTimeoutMs ?? 3000,
     });
+    const flowOptions: ConstructorParameters<typeof FlowControl>[0] = {
+      nameServers: options.nameServers,
+      transport: this.transport,
+    };
+    if (options.backlogHighWaterMessages !== undefined)
+      flowOptions.backlogHighWaterMessages = options.backlogHighWaterMessages;
+    if (options.backlogHighWaterBytes !== undefined) flowOptions.backlogHighWaterBytes = options.backlogHighWaterBytes;
+    if (options.memoryHighWaterBytes !== undefined) flowOptions.memoryHighWaterBytes = options.memoryHighWaterBytes;
+    if (options.flowCheckIntervalMs !== undefined) flowOptions.checkIntervalMs = options.flowCheckIntervalMs;
+    this.flow = new FlowControl(flowOptions);
     this.log = new DefinitionsLog({
       nameServers: options.nameServers,
       transport: this.transport,
@@ -134,6 +187,7 @@ export class Vhost {
               nameServers: options.nameServers,
               transport: this.transport,
               accepts: each.accepts,
+              ...(each.readyLimit === undefined ? {} : { readyLimit: each.readyLimit }),
             })
           : new PopQueueBackend({
               group: each.group,
@@ -142,12 +196,14 @@ export class Vhost {
               accepts: each.accepts,
               // The default exchange's topic is shared by every queue: let the broker pick ours by tag.
               expressionFor: (topic) => (topic === DEFAULT_EXCHANGE_TOPIC && isPlainTag(each.queue) ? each.queue : '*'),
+              ...(each.readyLimit === undefined ? {} : { readyLimit: each.readyLimit }),
             }));
   }
 
   /** Replays durable definitions and starts their queues. */
   async start(): Promise<void> {
     await this.producer.start();
+    this.flow.start();
     const events = await this.log.readAll();
     for (const event of events) applyEvent(this.definitions, event);
     log.info({ events: events.length, queues: this.definitions.queues.size }, 'AMQP definitions replayed');
@@ -181,6 +237,7 @@ export class Vhost {
     this.queues.clear();
     for (const queue of queues) queue.stop();
     await Promise.all(queues.map((queue) => queue.backend.stop()));
+    await this.flow.stop();
     await this.log.close();
     await this.producer.shutdown();
     if (this.ownsTransport) await this.transport.close();
@@ -228,21 +285,21 @@ export class Vhost {
       });
     }
     if (existing !== undefined) {
-      for (const [field, a, b] of [
-        ['type', existing.type, m.type],
-        ['durable', existing.durable, m.durable],
-        ['auto_delete', existing.autoDelete, m.autoDelete],
-        ['internal', existing.internal, m.internal],
-      ] as const) {
-        if (a !== b) {
-          throw fail(
-            ReplyCode.PreconditionFailed,
-            `inequivalent arg '${field}' for exchange '${m.exchange}' in vhost '${VHOST}': received '${String(b)}' but current is '${String(a)}'`,
-            classId,
-            methodId,
-          );
-        }
-      }
+      const difference = inequivalence(
+        'exchange',
+        m.exchange,
+        VHOST,
+        [
+          ['type', existing.type, m.type],
+          ['durable', existing.durable, m.durable],
+          ['auto_delete', existing.autoDelete, m.autoDelete],
+          ['internal', existing.internal, m.internal],
+        ],
+        EXCHANGE_EQUIVALENCE_ARGUMENTS,
+        existing.arguments,
+        m.arguments,
+      );
+      if (difference !== undefined) throw fail(ReplyCode.PreconditionFailed, difference, classId, methodId);
       return;
     }
     if (topicOfExchange(m.exchange).length > TOPIC_MAX_CHARS) {
@@ -300,20 +357,21 @@ export class Vhost {
     if (existing !== undefined) {
       this.checkExclusive(existing, connectionId, classId, methodId);
       if (!m.passive) {
-        for (const [field, a, b] of [
-          ['durable', existing.def.durable, m.durable],
-          ['exclusive', existing.def.exclusive, m.exclusive],
-          ['auto_delete', existing.def.autoDelete, m.autoDelete],
-        ] as const) {
-          if (a !== b) {
-            throw fail(
-              ReplyCode.PreconditionFailed,
-              `inequivalent arg '${field}' for queue '${name}' in vhost '${VHOST}': received '${String(b)}' but current is '${String(a)}'`,
-              classId,
-              methodId,
-            );
-          }
-        }
+        this.checkQueueArguments(name, m.arguments, classId, methodId);
+        const difference = inequivalence(
+          'queue',
+          name,
+          VHOST,
+          [
+            ['durable', existing.def.durable, m.durable],
+            ['exclusive', existing.def.exclusive, m.exclusive],
+            ['auto_delete', existing.def.autoDelete, m.autoDelete],
+          ],
+          QUEUE_EQUIVALENCE_ARGUMENTS,
+          existing.def.arguments,
+          m.arguments,
+        );
+        if (difference !== undefined) throw fail(ReplyCode.PreconditionFailed, difference, classId, methodId);
       }
       return {
         queue: name,
@@ -329,16 +387,7 @@ export class Vhost {
     if (groupOfQueue(name).length > 255) {
       throw fail(ReplyCode.PreconditionFailed, `queue name '${name}' is too long`, classId, methodId);
     }
-    for (const argument of NUMERIC_QUEUE_ARGUMENTS) {
-      if (argument in m.arguments && numberArgument(m.arguments[argument]) === undefined) {
-        throw fail(
-          ReplyCode.PreconditionFailed,
-          `invalid arg '${argument}' for queue '${name}' in vhost '${VHOST}': expected a non-negative integer`,
-          classId,
-          methodId,
-        );
-      }
-    }
+    this.checkQueueArguments(name, m.arguments, classId, methodId);
     const def: QueueDef = {
       name,
       durable: m.durable,
@@ -352,12 +401,46 @@ export class Vhost {
     return { queue: name, messageCount: 0, consumerCount: 0 };
   }
 
+  /** 406 for queue arguments RabbitMQ would refuse (wrong type, unknown x-overflow). */
+  private checkQueueArguments(name: string, args: FieldTable, classId: number, methodId: number): void {
+    for (const argument of NUMERIC_QUEUE_ARGUMENTS) {
+      if (argument in args && numberArgument(args[argument]) === undefined) {
+        throw fail(
+          ReplyCode.PreconditionFailed,
+          `invalid arg '${argument}' for queue '${name}' in vhost '${VHOST}': expected a non-negative integer`,
+          classId,
+          methodId,
+        );
+      }
+    }
+    const overflow = args['x-overflow'];
+    if (overflow !== undefined && !(typeof overflow === 'string' && OVERFLOW_MODES.has(overflow))) {
+      throw fail(
+        ReplyCode.PreconditionFailed,
+        `invalid arg 'x-overflow' for queue '${name}' in vhost '${VHOST}': {unknown_overflow_type,<<"${String(overflow)}">>}`,
+        classId,
+        methodId,
+      );
+    }
+  }
+
   private async startQueue(def: QueueDef, owner: number | undefined, fresh: boolean): Promise<QueueRuntime> {
+    // The backend exists before its runtime; the accept filter reaches the runtime through this.
+    const holder: { runtime?: QueueRuntime } = {};
+    const encodedName = encodeName(def.name);
+    const readyLimit = readyLimitOf(policyOf(def));
     const backend = this.backendFactory({
       queue: def.name,
       group: groupOfQueue(def.name),
-      accepts: (message) =>
-        this.definitions.route(exchangeOfTopic(message.topic), message.tags ?? '', headersOf(message)).has(def.name),
+      accepts: (message) => {
+        if (rejectedByOf(message)?.has(encodedName) === true) return false;
+        const routed = this.definitions.route(exchangeOfTopic(message.topic), message.tags ?? '', headersOf(message));
+        if (!routed.has(def.name)) return false;
+        // Fetched: it is counted as ready from now on, no longer as admitted.
+        holder.runtime?.forget(message.msgId); // the producer's UNIQ_KEY
+        return true;
+      },
+      ...(readyLimit === undefined ? {} : { readyLimit }),
     });
     const runtime = new QueueRuntime(def, backend, owner, {
       deadLetter: (queue, message, reason) => this.deadLetter(queue, message, reason),
@@ -367,6 +450,7 @@ export class Vhost {
         );
       },
     });
+    holder.runtime = runtime;
     this.queues.set(def.name, runtime);
     await backend.start();
     const topics = this.topicsOf(def.name);
@@ -552,17 +636,63 @@ export class Vhost {
     properties: BasicProperties,
     body: Buffer,
     queues: ReadonlySet<string>,
+    admission?: Admission,
   ): Promise<void> {
     const message = toEngineMessage({ exchange, routingKey, properties, body });
+    if (admission !== undefined) {
+      const own = message.properties ?? {};
+      // The producer keeps a preset UNIQ_KEY: the admitted queues recognise the message by it.
+      own[MessageProperty.UniqueClientMessageId] = admission.id;
+      if (admission.rejected.length > 0) {
+        own[AmqpProperty.RejectedBy] = admission.rejected.map((queue) => encodeName(queue.name)).join(',');
+      }
+      message.properties = own;
+    }
+    const bytes = message.body.length;
     const sent = this.enqueueSend(message, routingKey);
     this.inFlight.add(sent);
+    this.flow.backlog(1, bytes);
     try {
       await sent;
+    } catch (err) {
+      if (admission !== undefined) for (const name of admission.accepted) this.queues.get(name)?.forget(admission.id);
+      this.flow.storeFailed(err);
+      throw err;
     } finally {
       this.inFlight.delete(sent);
+      this.flow.backlog(-1, -bytes);
     }
     const topic = message.topic;
     for (const name of queues) this.queues.get(name)?.backend.topicWritten(topic);
+  }
+
+  /**
+   * x-overflow reject-publish: which of `queues` take a publish of `bodyBytes` body bytes, and which
+   * refuse it because it would not fit. Undefined (nothing to track) when none of them rejects
+   * publishes, the common case.
+   */
+  admit(queues: ReadonlySet<string>, bodyBytes: number): Admission | undefined {
+    let admission: { id: string; accepted: Set<string>; rejected: QueueRuntime[] } | undefined;
+    for (const name of queues) {
+      const queue = this.queues.get(name);
+      if (queue === undefined || !queue.rejectsPublishes) continue;
+      admission ??= { id: createUniqueMessageId(), accepted: new Set(queues), rejected: [] };
+      if (!queue.admit(admission.id, bodyBytes)) {
+        admission.accepted.delete(name);
+        admission.rejected.push(queue);
+      }
+    }
+    return admission;
+  }
+
+  /** reject-publish-dlx: the queues that refused a publish dead-letter it (reason maxlen). */
+  deadLetterRejected(admission: Admission, content: AmqpContent): void {
+    for (const queue of admission.rejected) {
+      if (queue.policy.overflow !== 'reject-publish-dlx') continue;
+      this.deadLetterContent(queue, content, 'maxlen').catch((err: unknown) =>
+        log.warn({ err, queue: queue.name }, 'dead-lettering a rejected publish failed'),
+      );
+    }
   }
 
   /**
@@ -624,9 +754,12 @@ export class Vhost {
    * headers; the expiration property is removed. A missing exchange drops the message, as RabbitMQ.
    */
   async deadLetter(queue: QueueRuntime, message: MessageExt, reason: DeadLetterReason): Promise<void> {
+    await this.deadLetterContent(queue, toAmqpContent(message), reason);
+  }
+
+  private async deadLetterContent(queue: QueueRuntime, content: AmqpContent, reason: DeadLetterReason): Promise<void> {
     const exchange = queue.policy.deadLetterExchange;
     if (exchange === undefined || !this.definitions.exchanges.has(exchange)) return;
-    const content = toAmqpContent(message);
     const routingKey = queue.policy.deadLetterRoutingKey ?? content.routingKey;
     const headers: FieldTable = { ...(content.properties.headers ?? {}) };
     const previous = headers['x-death'];
@@ -659,7 +792,10 @@ export class Vhost {
     const properties = { ...content.properties, headers, expiration: undefined };
     const queues = this.definitions.route(exchange, routingKey, headers);
     if (exchange === '' && queues.size === 0) return;
-    await this.store(exchange, routingKey, properties, content.body, queues);
+    const admission = this.admit(queues, content.body.length);
+    const accepted = admission?.accepted ?? queues;
+    if (exchange === '' && accepted.size === 0) return;
+    await this.store(exchange, routingKey, properties, content.body, accepted, admission);
   }
 
   /** Direct reply-to: the channel each reply token belongs to. */
