@@ -7,6 +7,7 @@
 import { topicNameProblem } from '../common/topic.js';
 import { ResponseCode } from '../remoting/codes.js';
 import { OUR_VERSION, createResponse, type RemotingCommand } from '../remoting/command.js';
+import type { BrokerRole } from './broker-config.js';
 import type { BrokerContext } from './broker-context.js';
 import { RequestError } from './request-error.js';
 import { HeaderReader, stringFields } from './request-header.js';
@@ -38,8 +39,22 @@ function runtimeText(ms: number): string {
   return `[ ${days} days, ${hours} hours, ${minutes} minutes, ${seconds % 60} seconds ]`;
 }
 
+/**
+ * What runtime info tells about replication (the broker's HaService fits): the role in effect (it
+ * changes on failover) and, on a master, how many slaves report and the furthest offset one
+ * confirmed, so `rocketbridge admin cluster` can show connected slaves and unconfirmed bytes as the
+ * master itself sees them.
+ */
+export interface ReplicationStatus {
+  readonly role?: BrokerRole | undefined;
+  readonly master?: { readonly slaveCount: number; readonly slaveAckedOffset: number } | undefined;
+}
+
 export class AdminBrokerProcessor {
-  constructor(private readonly ctx: BrokerContext) {}
+  constructor(
+    private readonly ctx: BrokerContext,
+    private readonly replication?: ReplicationStatus,
+  ) {}
 
   updateAndCreateTopic(request: RemotingCommand): RemotingCommand {
     const reader = header(request);
@@ -90,6 +105,7 @@ export class AdminBrokerProcessor {
   runtimeInfo(request: RemotingCommand): RemotingCommand {
     const stats = this.ctx.store.stats();
     const now = Date.now();
+    const master = this.replication?.master;
     const table = stringFields({
       brokerVersionDesc: BROKER_VERSION_DESC,
       brokerVersion: OUR_VERSION,
@@ -106,13 +122,22 @@ export class AdminBrokerProcessor {
       runtime: runtimeText(now - this.ctx.bootTimestampMs),
       brokerName: this.ctx.config.brokerName,
       clusterName: this.ctx.config.clusterName,
-      brokerId: this.ctx.config.brokerId,
+      brokerId: this.ctx.brokerId,
       consumerGroupCount: this.ctx.consumers.groupNames().length,
       producerGroupCount: this.ctx.producers.groupNames().length,
       topicCount: this.ctx.topics.all().length,
+      brokerRole: this.replication?.role ?? this.roleFromId(),
+      // Only a master has slaves to count; absent keys let readers tell "not reported" from zero.
+      ...(master === undefined ? {} : { haSlaveCount: master.slaveCount, haSlaveAckedOffset: master.slaveAckedOffset }),
     });
     const body = Buffer.from(JSON.stringify({ table }));
     return createResponse(request, ResponseCode.Success, undefined, {}, body);
+  }
+
+  /** Without replication status: the registered id tells master from slave, the config sync from async. */
+  private roleFromId(): BrokerRole {
+    if (this.ctx.brokerId > 0) return 'SLAVE';
+    return this.ctx.config.brokerRole === 'SYNC_MASTER' ? 'SYNC_MASTER' : 'ASYNC_MASTER';
   }
 
   searchOffsetByTimestamp(request: RemotingCommand): RemotingCommand {

@@ -375,7 +375,7 @@ export class Broker {
     const pull = new PullMessageProcessor(ctx, this.holdService);
     const clients = new ClientManageProcessor(ctx, (channel) => this.watchChannel(channel));
     const consumers = new ConsumerManageProcessor(ctx);
-    const admin = new AdminBrokerProcessor(ctx);
+    const admin = new AdminBrokerProcessor(ctx, this.ha);
     const query = new QueryMessageProcessor(ctx);
     const sendBack = new ConsumerSendBackProcessor(ctx, this.schedule);
     type Handler = (request: RemotingCommand, channel: RemotingChannel) => Promise<RemotingCommand> | RemotingCommand;
