@@ -175,6 +175,20 @@ export async function startMqttServer(
   const mq = new EngineMq({ producer, fanoutConsumer: reader, directory, sessions, shares, follower });
   const persistence = new EnginePersistence(retained, sessions);
 
+  // Publishers repeat their topic names: each name is checked once (bounded: names up to 256
+  // characters, 10,000 of them, starting over when full).
+  const publishProblems = new Map<string, string | undefined>();
+  const publishProblemOf = (name: string): string | undefined => {
+    if (name.length > 256) return publishProblem(name);
+    let problem = publishProblems.get(name);
+    if (problem === undefined && !publishProblems.has(name)) {
+      problem = publishProblem(name);
+      if (publishProblems.size >= 10_000) publishProblems.clear();
+      publishProblems.set(name, problem);
+    }
+    return problem;
+  };
+
   const aedesOptions: AedesOptions = {
     id: serverId,
     mq,
@@ -196,7 +210,7 @@ export async function startMqttServer(
       return done(authError('bad username or password', ConnackCode.BadUsernameOrPassword) as never, false);
     },
     authorizePublish(client, packet, done) {
-      const problem = publishProblem(packet.topic);
+      const problem = publishProblemOf(packet.topic);
       if (problem !== undefined) {
         log.info({ clientId: client?.id, topic: packet.topic, reason: problem }, 'publish refused; closing');
         return done(new Error(problem));

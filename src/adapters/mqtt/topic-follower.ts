@@ -38,6 +38,13 @@ export type MessageCallback = (message: MessageExt, queue: MessageQueue) => Prom
 export class TopicFollower {
   /** The next queue offset to read, per queue key. */
   readonly nextOffsets = new Map<string, number>();
+  /**
+   * Per queue key, the offset below which every message has been handed on: by this follower, or
+   * by its owner through claim() (messages it delivered itself).
+   */
+  private readonly handedOn = new Map<string, number>();
+  /** Per queue key, the end of the last claimed range: pulled messages below it are skipped. */
+  private readonly claimedEnd = new Map<string, number>();
   private running = false;
   private stopped = false;
   private readonly timers = new Set<NodeJS.Timeout>();
@@ -67,6 +74,7 @@ export class TopicFollower {
     this.running = true;
     queues.forEach((queue, i) => {
       this.nextOffsets.set(queueKey(queue), starts[i] as number);
+      this.handedOn.set(queueKey(queue), starts[i] as number);
       void this.loop(queue);
     });
     return true;
@@ -97,6 +105,21 @@ export class TopicFollower {
     return this.running;
   }
 
+  /**
+   * Takes over `count` messages from `queueOffset` of a queue: true (and the follower will skip
+   * them) when every message before them has been handed on and none of them has, else false and
+   * the follower hands them on when it reads them. Lets the owner deliver what it has just stored
+   * itself, exactly once and in queue order.
+   */
+  claim(queue: MessageQueue, queueOffset: number, count: number): boolean {
+    if (!this.running) return false;
+    const key = queueKey(queue);
+    if (this.handedOn.get(key) !== queueOffset) return false;
+    this.handedOn.set(key, queueOffset + count);
+    this.claimedEnd.set(key, queueOffset + count);
+    return true;
+  }
+
   private async positionOf(queue: MessageQueue, position: StartPosition): Promise<number> {
     switch (position.kind) {
       case 'end':
@@ -114,25 +137,44 @@ export class TopicFollower {
 
   private async loop(queue: MessageQueue): Promise<void> {
     const key = queueKey(queue);
+    /** The last pull found only claimed messages: the owner delivers what arrives, read little. */
+    let onlyClaimed = false;
     // Bounded by `running`: stop() ends every loop after its pull in flight returns.
     while (this.running) {
-      const queueOffset = this.nextOffsets.get(key) ?? 0;
+      // Claimed messages need not be read at all.
+      const queueOffset = Math.max(this.nextOffsets.get(key) ?? 0, this.claimedEnd.get(key) ?? 0);
       try {
-        const result = await this.consumer.pull(queue, '*', queueOffset, this.options.pullBatchSize, {
+        const result = await this.consumer.pull(queue, '*', queueOffset, onlyClaimed ? 1 : this.options.pullBatchSize, {
           suspendMs: this.options.pollSuspendMs,
         });
         if (!this.running) return;
+        onlyClaimed = false;
         if (result.status === 'FOUND') {
+          onlyClaimed = result.messages.length > 0;
           for (const message of result.messages) {
             if (!this.running) return;
-            await this.onMessage(message, queue);
+            if (message.queueOffset < (this.claimedEnd.get(key) ?? 0)) continue;
+            onlyClaimed = false;
+            // Synchronous callbacks (the fanout) run back to back, without a promise job each.
+            const handled = this.onMessage(message, queue);
+            if (handled !== undefined) await handled;
+            if (message.queueOffset >= (this.handedOn.get(key) ?? 0)) this.handedOn.set(key, message.queueOffset + 1);
           }
         }
         const next =
           result.status === 'OFFSET_ILLEGAL'
             ? Math.min(Math.max(result.nextBeginOffset, result.minOffset), result.maxOffset)
             : result.nextBeginOffset;
-        if (this.running) this.nextOffsets.set(key, next);
+        if (this.running) {
+          this.nextOffsets.set(key, next);
+          if (result.status === 'OFFSET_ILLEGAL') {
+            // The queue is not what was read (e.g. truncated): what is there now is handed on anew.
+            this.handedOn.set(key, next);
+            this.claimedEnd.delete(key);
+          } else if (next > (this.handedOn.get(key) ?? 0)) {
+            this.handedOn.set(key, next);
+          }
+        }
       } catch (err) {
         if (!this.running) return;
         log.warn({ err, topic: this.topic, queueId: queue.queueId }, 'pull failed; retrying');
