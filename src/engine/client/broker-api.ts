@@ -7,6 +7,7 @@ import { ErrorCode, RbError } from '../common/errors.js';
 import { RequestCode, ResponseCode } from '../remoting/codes.js';
 import { createRequest, type RemotingCommand } from '../remoting/command.js';
 import type { ClientInstance } from './client-instance.js';
+import { isUnreachable } from './latency-fault-tolerance.js';
 import { decodePulledMessages, type MessageExt } from './message-ext.js';
 import type { MessageQueue } from './route.js';
 
@@ -53,9 +54,13 @@ function queueFields(queue: MessageQueue): Record<string, string> {
   return { topic: queue.topic, queueId: String(queue.queueId) };
 }
 
-/** PULL_MESSAGE with long polling; the request timeout covers the broker's suspend time. */
+/**
+ * PULL_MESSAGE with long polling; the request timeout covers the broker's suspend time. Pulls go to
+ * the broker id the previous response suggested, else the master, else a slave; a broker that cannot
+ * be reached makes the topic's route be fetched again soon, so a failover is followed.
+ */
 export async function pullMessage(instance: ClientInstance, pull: PullRequest): Promise<PullResult> {
-  const address = await instance.brokerAddressOf(pull.queue);
+  const address = await instance.pullAddressOf(pull.queue);
   const commit = pull.commitOffset !== undefined && pull.commitOffset >= 0;
   let sysFlag = PullSysFlag.Subscription;
   if (commit) sysFlag |= PullSysFlag.CommitOffset;
@@ -72,7 +77,18 @@ export async function pullMessage(instance: ClientInstance, pull: PullRequest): 
     subVersion: String(pull.subVersion),
     expressionType: 'TAG',
   });
-  const response = await instance.invoke(address, request, pull.suspendMs + instance.requestTimeoutMs);
+  let response: RemotingCommand;
+  try {
+    response = await instance.invoke(address, request, pull.suspendMs + instance.requestTimeoutMs);
+  } catch (err) {
+    if (isUnreachable(err)) {
+      instance.suggestPullBroker(pull.queue, undefined);
+      void instance.refreshRouteAfterFailure(pull.queue.topic);
+    }
+    throw err;
+  }
+  const suggested = Number(response.extFields['suggestWhichBrokerId']);
+  instance.suggestPullBroker(pull.queue, Number.isInteger(suggested) && suggested >= 0 ? suggested : undefined);
   let status: PullStatus;
   switch (response.code) {
     case ResponseCode.Success:
@@ -109,7 +125,7 @@ export async function queryConsumerOffset(
   group: string,
   queue: MessageQueue,
 ): Promise<number> {
-  const address = await instance.brokerAddressOf(queue);
+  const address = await instance.adminAddressOf(queue);
   const response = await instance.invoke(
     address,
     createRequest(RequestCode.QueryConsumerOffset, { consumerGroup: group, ...queueFields(queue) }),
@@ -126,7 +142,7 @@ export async function updateConsumerOffset(
   queue: MessageQueue,
   queueOffset: number,
 ): Promise<void> {
-  const address = await instance.brokerAddressOf(queue);
+  const address = await instance.adminAddressOf(queue);
   const response = await instance.invoke(
     address,
     createRequest(RequestCode.UpdateConsumerOffset, {
@@ -144,7 +160,7 @@ async function offsetRequest(
   queue: MessageQueue,
   extra: Record<string, string> = {},
 ): Promise<number> {
-  const address = await instance.brokerAddressOf(queue);
+  const address = await instance.adminAddressOf(queue);
   const response = await instance.invoke(address, createRequest(code, { ...queueFields(queue), ...extra }));
   if (response.code !== ResponseCode.Success) throw remoteError(`offset request ${code}`, response);
   return numberField(response, 'offset', `offset request ${code}`);

@@ -14,7 +14,16 @@ import { createRequest, createResponse, type RemotingCommand } from '../remoting
 import { decodePulledMessages, type MessageExt } from './message-ext.js';
 import { localIPv4 } from './message-id.js';
 import { decodeResetOffsetBody } from './reset-offset-body.js';
-import { decodeTopicRouteData, type MessageQueue, type TopicRouteData } from './route.js';
+import {
+  adminAddressOf,
+  type BrokerAddrs,
+  type BrokerData,
+  decodeTopicRouteData,
+  type MessageQueue,
+  queueKey,
+  subscribeAddressOf,
+  type TopicRouteData,
+} from './route.js';
 import type { Transport } from './transport.js';
 import { RemoteTransport } from './transport-remote.js';
 
@@ -69,6 +78,8 @@ export interface ClientInstanceOptions {
   requestTimeoutMs?: number;
   heartbeatIntervalMs?: number;
   routeRefreshIntervalMs?: number;
+  /** After a broker of a topic failed, its route is fetched again at most this often (ms; default 1000). */
+  failureRouteRefreshIntervalMs?: number;
 }
 
 /** The ClientInstance options found in a producer's or consumer's own options; absent ones stay absent. */
@@ -79,6 +90,9 @@ export function clientInstanceOptionsOf(options: ClientInstanceOptions): ClientI
   if (options.requestTimeoutMs !== undefined) picked.requestTimeoutMs = options.requestTimeoutMs;
   if (options.heartbeatIntervalMs !== undefined) picked.heartbeatIntervalMs = options.heartbeatIntervalMs;
   if (options.routeRefreshIntervalMs !== undefined) picked.routeRefreshIntervalMs = options.routeRefreshIntervalMs;
+  if (options.failureRouteRefreshIntervalMs !== undefined) {
+    picked.failureRouteRefreshIntervalMs = options.failureRouteRefreshIntervalMs;
+  }
   return picked;
 }
 
@@ -159,6 +173,16 @@ export class ClientInstance {
   private nameServerIndex = 0;
   private readonly routes = new Map<string, TopicRouteData>();
   private readonly inflightRoutes = new Map<string, Promise<TopicRouteData | undefined>>();
+  /**
+   * Addresses by broker name as the most recently fetched route gave them (RocketMQ brokerAddrTable):
+   * after a failover the newest route wins over older routes of other topics.
+   */
+  private readonly brokerAddrTable = new Map<string, BrokerAddrs>();
+  /** Per queue, the broker id the last pull response suggested (RocketMQ pullFromWhichNodeTable). */
+  private readonly pullFromWhichNode = new Map<string, number>();
+  /** When each topic's route was last fetched because one of its brokers failed. */
+  private readonly failureRefreshAtMs = new Map<string, number>();
+  private readonly failureRouteRefreshIntervalMs: number;
   private readonly producerGroups = new Set<string>();
   private readonly consumers = new Map<string, ConsumerHandle>();
   private readonly transactionCheckers = new Map<string, TransactionChecker>();
@@ -176,6 +200,7 @@ export class ClientInstance {
     this.requestTimeoutMs = options.requestTimeoutMs ?? 3000;
     this.heartbeatIntervalMs = options.heartbeatIntervalMs ?? 30_000;
     this.routeRefreshIntervalMs = options.routeRefreshIntervalMs ?? 30_000;
+    this.failureRouteRefreshIntervalMs = options.failureRouteRefreshIntervalMs ?? 1000;
     const instanceName = options.instanceName ?? String(++instanceCounter);
     this.clientId = `${localIPv4()}@${process.pid}@${instanceName}`;
   }
@@ -302,8 +327,14 @@ export class ClientInstance {
         (route) => {
           this.inflightRoutes.delete(topic);
           const known = this.knownBrokerAddresses();
-          if (route !== undefined) this.routes.set(topic, route);
-          else this.routes.delete(topic);
+          const previous = this.routes.get(topic);
+          if (route !== undefined) {
+            this.routes.set(topic, route);
+            for (const broker of route.brokerDatas) this.brokerAddrTable.set(broker.brokerName, broker.brokerAddrs);
+          } else {
+            this.routes.delete(topic);
+          }
+          if (previous !== undefined) this.forgetGoneBrokers(previous, route);
           // A broker we have not met yet learns about us at once, not 30 s later.
           if (route !== undefined && this.started && this.hasNewBroker(route, known)) {
             void this.sendHeartbeatToAllBrokers();
@@ -325,13 +356,64 @@ export class ClientInstance {
     this.routes.delete(topic);
   }
 
-  /** The master address of a broker, from any cached route. */
-  brokerAddress(brokerName: string): string | undefined {
-    for (const route of this.routes.values()) {
-      const address = route.brokerDatas.find((broker) => broker.brokerName === brokerName)?.brokerAddrs['0'];
-      if (address !== undefined) return address;
+  /**
+   * Fetches the topic's route again because one of its brokers could not be reached, so a failover
+   * (another address now master, a dead master gone) is seen before the periodic refresh. At most
+   * once per failureRouteRefreshIntervalMs per topic: a dead broker fails every request sent to it.
+   * Never rejects.
+   */
+  async refreshRouteAfterFailure(topic: string): Promise<void> {
+    const now = Date.now();
+    const last = this.failureRefreshAtMs.get(topic);
+    if (last !== undefined && now - last < this.failureRouteRefreshIntervalMs) return;
+    this.failureRefreshAtMs.set(topic, now);
+    try {
+      await this.routeOf(topic, true);
+    } catch (err) {
+      log.debug({ err, topic }, 'route refresh after a broker failure failed');
     }
-    return undefined;
+  }
+
+  /** The master address of a broker, from the most recently fetched route naming it. */
+  brokerAddress(brokerName: string): string | undefined {
+    return this.brokerAddrTable.get(brokerName)?.['0'];
+  }
+
+  /** The addresses of the broker holding `queue`, fetching its topic's route when none is known. */
+  private async brokerAddrsOf(queue: MessageQueue): Promise<BrokerAddrs | undefined> {
+    const known = this.brokerAddrTable.get(queue.brokerName);
+    if (known !== undefined && Object.keys(known).length > 0) return known;
+    await this.routeOf(queue.topic, true);
+    return this.brokerAddrTable.get(queue.brokerName);
+  }
+
+  /**
+   * Where offsets of `queue` are queried and committed (RocketMQ findBrokerAddressInAdmin): the
+   * master, else a slave, which keeps the offsets synced from its master.
+   */
+  async adminAddressOf(queue: MessageQueue): Promise<string> {
+    const addrs = await this.brokerAddrsOf(queue);
+    const address = addrs === undefined ? undefined : adminAddressOf(addrs);
+    if (address === undefined) throw new RbError(ErrorCode.NoRoute, `broker ${queue.brokerName} has no known address`);
+    return address;
+  }
+
+  /**
+   * Where to pull `queue` from (RocketMQ findBrokerAddressInSubscribe): the broker id the last pull
+   * response suggested if the route has it, else the master, else a slave.
+   */
+  async pullAddressOf(queue: MessageQueue): Promise<string> {
+    const addrs = await this.brokerAddrsOf(queue);
+    const found =
+      addrs === undefined ? undefined : subscribeAddressOf(addrs, this.pullFromWhichNode.get(queueKey(queue)) ?? 0);
+    if (found === undefined) throw new RbError(ErrorCode.NoRoute, `broker ${queue.brokerName} has no known address`);
+    return found.address;
+  }
+
+  /** A pull response's suggestWhichBrokerId, used for the queue's next pull; undefined forgets it. */
+  suggestPullBroker(queue: MessageQueue, brokerId: number | undefined): void {
+    if (brokerId === undefined || brokerId === 0) this.pullFromWhichNode.delete(queueKey(queue));
+    else this.pullFromWhichNode.set(queueKey(queue), brokerId);
   }
 
   /** The master address of the broker holding `queue`, refreshing its topic's route if needed. */
@@ -387,22 +469,40 @@ export class ClientInstance {
     };
   }
 
+  /** Drops the addresses of broker names that left `previous` and that no cached route names any more. */
+  private forgetGoneBrokers(previous: TopicRouteData, current: TopicRouteData | undefined): void {
+    for (const broker of previous.brokerDatas) {
+      const name = broker.brokerName;
+      if (current?.brokerDatas.some((each) => each.brokerName === name) === true) continue;
+      const named = [...this.routes.values()].some((route) =>
+        route.brokerDatas.some((each) => each.brokerName === name),
+      );
+      if (!named) this.brokerAddrTable.delete(name);
+    }
+  }
+
+  /**
+   * The brokers this client heartbeats to: masters, and slaves too when it has consumers, which may
+   * pull from a slave once the master is gone (MQClientInstance.sendHeartbeatToAllBroker).
+   */
+  private heartbeatAddressesOf(broker: BrokerData): string[] {
+    if (this.consumers.size > 0) return Object.values(broker.brokerAddrs);
+    const master = broker.brokerAddrs['0'];
+    return master === undefined ? [] : [master];
+  }
+
   private knownBrokerAddresses(): Set<string> {
     const addresses = new Set<string>();
     for (const route of this.routes.values()) {
       for (const broker of route.brokerDatas) {
-        const master = broker.brokerAddrs['0'];
-        if (master !== undefined) addresses.add(master);
+        for (const address of this.heartbeatAddressesOf(broker)) addresses.add(address);
       }
     }
     return addresses;
   }
 
   private hasNewBroker(route: TopicRouteData, known: Set<string>): boolean {
-    return route.brokerDatas.some((broker) => {
-      const master = broker.brokerAddrs['0'];
-      return master !== undefined && !known.has(master);
-    });
+    return route.brokerDatas.some((broker) => this.heartbeatAddressesOf(broker).some((address) => !known.has(address)));
   }
 
   private async unregisterFromAllBrokers(): Promise<void> {

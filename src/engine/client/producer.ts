@@ -2,6 +2,8 @@
  * The producer (RocketMQ DefaultMQProducer): turns Messages into SEND_MESSAGE_V2 / SEND_BATCH_MESSAGE
  * requests, picks queues round robin across the brokers' write queues (or asks a selector), retries
  * on another broker when one fails, and auto-creates unknown topics through the TBW102 template.
+ * A broker address that could not be reached, or answered slowly, is avoided by the round robin for
+ * a while (LatencyFaultTolerance), and the topic's route is fetched again so a failover is seen.
  */
 import { deflateSync } from 'node:zlib';
 import { ErrorCode, isRbError, RbError } from '../common/errors.js';
@@ -13,17 +15,33 @@ import { RequestCode, ResponseCode } from '../remoting/codes.js';
 import { createRequest, markOneway, type RemotingCommand } from '../remoting/command.js';
 import { remoteError } from './broker-api.js';
 import { ClientInstance, clientInstanceOptionsOf } from './client-instance.js';
+import { isUnreachable, LatencyFaultTolerance, type LatencyFaultOptions } from './latency-fault-tolerance.js';
 import { createUniqueMessageId } from './message-id.js';
 import {
   cachedWriteQueuesOf,
   masterAddressOf,
   type MessageQueue,
+  Perm,
   type TopicRouteData,
   writeQueuesOf,
 } from './route.js';
 import type { Transport } from './transport.js';
 
 const log = createLogger('producer');
+
+/** Per route object: whether a writable broker of it has no master (a failover under way). */
+const masterlessRoutes = new WeakMap<TopicRouteData, boolean>();
+
+function hasMasterlessBroker(route: TopicRouteData): boolean {
+  let masterless = masterlessRoutes.get(route);
+  if (masterless === undefined) {
+    masterless = route.queueDatas.some(
+      (data) => (data.perm & Perm.Write) !== 0 && masterAddressOf(route, data.brokerName) === undefined,
+    );
+    masterlessRoutes.set(route, masterless);
+  }
+  return masterless;
+}
 
 export type SendStatus = 'SEND_OK' | 'FLUSH_DISK_TIMEOUT' | 'FLUSH_SLAVE_TIMEOUT' | 'SLAVE_NOT_AVAILABLE';
 
@@ -99,6 +117,20 @@ export interface ProducerOptions {
   instanceName?: string;
   heartbeatIntervalMs?: number;
   routeRefreshIntervalMs?: number;
+  /** After a broker could not be reached, the topic's route is fetched again at most this often (ms; 1000). */
+  failureRouteRefreshIntervalMs?: number;
+  /**
+   * Round robin skips broker addresses that recently failed or answered slowly (RocketMQ
+   * sendLatencyFaultEnable, off there by default; on here). When every broker is avoided one is
+   * still picked.
+   */
+  sendLatencyFaultEnable?: boolean;
+  /** How long (ms) an address is avoided after a connection error or timeout (default 30 s). */
+  faultIsolationMs?: number;
+  /** Send latency thresholds (ms), ascending (RocketMQ latencyMax: 50 100 550 1000 2000 3000 15000). */
+  latencyMaxMs?: readonly number[];
+  /** How long (ms) an address is avoided after a send that slow (RocketMQ: 0 0 30 s 60 s 120 s 180 s 600 s). */
+  notAvailableDurationMs?: readonly number[];
 }
 
 /** Response codes after which another attempt may succeed (DefaultMQProducerImpl.sendDefaultImpl). */
@@ -180,6 +212,8 @@ export class Producer {
   private readonly routeDroppedAtMs = new Map<string, number>();
   private roundRobin = Math.floor(Math.random() * 1024);
   private running = false;
+  /** Addresses to avoid; undefined when sendLatencyFaultEnable is off. */
+  private readonly faults: LatencyFaultTolerance | undefined;
 
   constructor(options: ProducerOptions) {
     this.group = options.group;
@@ -189,6 +223,15 @@ export class Producer {
     this.compressOverBytes = options.compressOverBytes;
     this.defaultTopicQueueNums = options.defaultTopicQueueNums ?? 4;
     this.maxMessageBytes = options.maxMessageBytes ?? 4 * 1024 * 1024;
+    if (options.sendLatencyFaultEnable ?? true) {
+      const faultOptions: LatencyFaultOptions = {};
+      if (options.faultIsolationMs !== undefined) faultOptions.isolationMs = options.faultIsolationMs;
+      if (options.latencyMaxMs !== undefined) faultOptions.latencyMaxMs = options.latencyMaxMs;
+      if (options.notAvailableDurationMs !== undefined) {
+        faultOptions.notAvailableDurationMs = options.notAvailableDurationMs;
+      }
+      this.faults = new LatencyFaultTolerance(faultOptions);
+    }
   }
 
   get clientId(): string {
@@ -242,7 +285,20 @@ export class Producer {
     this.checkRunning();
     const prepared = this.prepare([applyDelay(message, options)], false);
     const { queue, address } = await this.pickQueue(prepared.topic, message, options, undefined);
-    await this.instance.transport.invokeOneway(address, markOneway(this.buildRequest(prepared, queue)));
+    try {
+      await this.instance.transport.invokeOneway(address, markOneway(this.buildRequest(prepared, queue)));
+    } catch (err) {
+      if (isUnreachable(err)) {
+        this.faults?.update(address, 0, true);
+        void this.refreshRouteAfterFailure(prepared.topic);
+      }
+      throw err;
+    }
+  }
+
+  /** The broker addresses the round robin avoids now (for monitoring and tests). */
+  avoidedBrokerAddresses(): string[] {
+    return this.faults?.unavailable() ?? [];
   }
 
   /** Sends messages of one topic as one SEND_BATCH_MESSAGE; they land in one queue, in order. */
@@ -376,6 +432,10 @@ export class Producer {
     refresh = false,
   ): Promise<{ queue: MessageQueue; address: string; route: TopicRouteData }> {
     const route = await this.publishRoute(topic, refresh);
+    // A route caught mid-failover (a broker without master, or a master that does not answer) is
+    // fetched again, once a second, until it is whole: the new master is used as soon as it is
+    // registered, not at the next periodic refresh. Not awaited: this send uses the route it has.
+    if (this.routeDegraded(route)) void this.refreshRouteAfterFailure(topic);
     let queue: MessageQueue | undefined;
     if (options.queue !== undefined) {
       queue = options.queue;
@@ -384,18 +444,66 @@ export class Producer {
       if (options.selector !== undefined) {
         queue = options.selector(queues, message);
       } else {
-        const start = this.roundRobin++ & 0x7fffffff;
-        for (let i = 0; i < queues.length && queue === undefined; i++) {
-          const candidate = queues[(start + i) % queues.length];
-          if (candidate !== undefined && candidate.brokerName !== avoidBroker) queue = candidate;
-        }
-        queue ??= queues[start % queues.length];
+        queue = this.selectQueue(queues, route, avoidBroker);
       }
     }
     if (queue === undefined) throw new RbError(ErrorCode.NoRoute, `topic ${topic} has no write queue`);
     const address = masterAddressOf(route, queue.brokerName) ?? this.instance.brokerAddress(queue.brokerName);
     if (address === undefined) throw new RbError(ErrorCode.NoRoute, `broker ${queue.brokerName} has no master`);
     return { queue, address, route };
+  }
+
+  /**
+   * Round robin over the write queues (MQFaultStrategy.selectOneMessageQueue): the next queue whose
+   * broker address is not avoided, on another broker than the failed attempt's if possible; when
+   * every address is avoided, the one usable again soonest (never a refusal for that reason).
+   */
+  private selectQueue(
+    queues: readonly MessageQueue[],
+    route: TopicRouteData,
+    avoidBroker: string | undefined,
+  ): MessageQueue | undefined {
+    const start = this.roundRobin++ & 0x7fffffff;
+    // Nothing avoided (the usual case): no per-queue address lookups on the send path.
+    const faults = this.faults === undefined || this.faults.empty ? undefined : this.faults;
+    let sameBroker: MessageQueue | undefined;
+    let leastAvoided: MessageQueue | undefined;
+    let leastAvoidedScore = Infinity;
+    for (let i = 0; i < queues.length; i++) {
+      const candidate = queues[(start + i) % queues.length];
+      if (candidate === undefined) continue;
+      const address = faults === undefined ? undefined : masterAddressOf(route, candidate.brokerName);
+      const availableAt = address === undefined ? 0 : (faults?.availableAt(address) ?? 0);
+      if (availableAt === 0) {
+        if (candidate.brokerName !== avoidBroker) return candidate;
+        sameBroker ??= candidate;
+        continue;
+      }
+      // Every broker avoided: the soonest usable again, preferring another broker than the last one.
+      const score = availableAt + (candidate.brokerName === avoidBroker ? Number.MAX_SAFE_INTEGER / 2 : 0);
+      if (score < leastAvoidedScore) {
+        leastAvoided = candidate;
+        leastAvoidedScore = score;
+      }
+    }
+    return sameBroker ?? leastAvoided ?? queues[start % queues.length];
+  }
+
+  /** Whether a writable broker of the route has no master or a master the fault table avoids. */
+  private routeDegraded(route: TopicRouteData): boolean {
+    if (hasMasterlessBroker(route)) return true;
+    const faults = this.faults;
+    if (faults === undefined || faults.empty) return false;
+    return route.brokerDatas.some((broker) => {
+      const master = broker.brokerAddrs['0'];
+      return master !== undefined && !faults.isAvailable(master);
+    });
+  }
+
+  /** Fetches the route again after a broker did not answer (rate-limited by the client instance). */
+  private async refreshRouteAfterFailure(topic: string): Promise<void> {
+    await this.instance.refreshRouteAfterFailure(topic);
+    if (this.autoCreateTopics.has(topic)) await this.instance.refreshRouteAfterFailure(AUTO_CREATE_TOPIC_KEY_TOPIC);
   }
 
   private async sendWithRetry(
@@ -410,18 +518,26 @@ export class Producer {
     let refresh = false;
     for (let attempt = 0; attempt < attempts; attempt++) {
       let queue: MessageQueue | undefined;
+      let address: string | undefined;
+      let startedMs = 0;
       try {
         const picked = await this.pickQueue(prepared.topic, message, options, lastBroker, refresh);
         queue = picked.queue;
-        const response = await this.instance.invoke(
-          picked.address,
-          this.buildRequest(prepared, queue),
-          this.sendTimeoutMs,
-        );
+        address = picked.address;
+        startedMs = Date.now();
+        const response = await this.instance.invoke(address, this.buildRequest(prepared, queue), this.sendTimeoutMs);
+        // A refusal counts by its latency, like an answer: the broker is there (RocketMQ does the same).
+        this.faults?.update(address, Date.now() - startedMs, false);
         return this.toSendResult(prepared, queue, response);
       } catch (err) {
         lastError = err;
         lastBroker = queue?.brokerName;
+        if (address !== undefined && isUnreachable(err)) {
+          this.faults?.update(address, Date.now() - startedMs, true);
+          // The broker may be gone for good (failover): look for its successor before the next try.
+          if (attempt + 1 < attempts) await this.refreshRouteAfterFailure(prepared.topic);
+          else void this.refreshRouteAfterFailure(prepared.topic);
+        }
         const retryable = !(err instanceof SendRefused) || RETRYABLE_CODES.has(err.responseCode);
         if (err instanceof SendRefused && err.responseCode === ResponseCode.TopicNotExist) refresh = true;
         if (isRbError(err, ErrorCode.NoRoute)) refresh = true;

@@ -29,7 +29,7 @@ import { lockBatchMq, unlockBatchMq } from './lock-api.js';
 import type { MessageExt } from './message-ext.js';
 import { LocalOffsetStore, type OffsetStore, RemoteOffsetStore } from './offset-store.js';
 import { ProcessQueue } from './process-queue.js';
-import { type MessageQueue, queueKey, readQueuesOf } from './route.js';
+import { adminAddressOf, type MessageQueue, queueKey, readQueuesOf } from './route.js';
 import {
   createSubscription,
   matchesSubscription,
@@ -328,7 +328,10 @@ export class PushConsumer implements ConsumerHandle {
     if (this.messageModel === 'BROADCASTING') {
       owned = queues;
     } else {
-      const brokers = route.brokerDatas.map((broker) => broker.brokerAddrs['0']).filter((a) => a !== undefined);
+      // Any broker knows the group's members; a slave does too when its master is gone.
+      const brokers = route.brokerDatas
+        .map((broker) => adminAddressOf(broker.brokerAddrs))
+        .filter((address) => address !== undefined);
       const broker = brokers[Math.floor(Math.random() * brokers.length)];
       if (broker === undefined) return;
       const clientIds = await consumerIdsOf(this.instance, broker, this.group);

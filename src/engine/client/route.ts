@@ -78,3 +78,37 @@ export function readQueuesOf(topic: string, route: TopicRouteData): MessageQueue
   }
   return queues.sort(compareQueues);
 }
+
+/** brokerId -> address of one broker name, as BrokerData.brokerAddrs holds them ("0" is the master). */
+export type BrokerAddrs = Readonly<Record<string, string>>;
+
+/** The slave with the smallest broker id, for when the master is gone. */
+function firstSlaveOf(addrs: BrokerAddrs): { address: string; brokerId: number } | undefined {
+  let best: { address: string; brokerId: number } | undefined;
+  for (const [id, address] of Object.entries(addrs)) {
+    const brokerId = Number(id);
+    if (!Number.isInteger(brokerId) || brokerId === 0) continue;
+    if (best === undefined || brokerId < best.brokerId) best = { address, brokerId };
+  }
+  return best;
+}
+
+/**
+ * RocketMQ findBrokerAddressInSubscribe: the address of `brokerId` when the route has it, else the
+ * master, else any slave (a broker name whose master is down is still read from its slave).
+ */
+export function subscribeAddressOf(
+  addrs: BrokerAddrs,
+  brokerId: number,
+): { address: string; brokerId: number } | undefined {
+  const wanted = addrs[String(brokerId)];
+  if (wanted !== undefined) return { address: wanted, brokerId };
+  const master = addrs['0'];
+  if (master !== undefined) return { address: master, brokerId: 0 };
+  return firstSlaveOf(addrs);
+}
+
+/** RocketMQ findBrokerAddressInAdmin: the master, else any slave (offset queries and commits). */
+export function adminAddressOf(addrs: BrokerAddrs): string | undefined {
+  return addrs['0'] ?? firstSlaveOf(addrs)?.address;
+}
