@@ -52,6 +52,9 @@ const MAX_STORES_IN_FLIGHT = 5000;
 /**
  * Frames written in one turn go out in one socket write at the end of the turn (a syscall per
  * delivery or confirm was the largest cost of consuming); past this many bytes they go at once.
+ * Not sooner (process.nextTick after each callback): that made 10% more writes at a steady 2,000
+ * msgs/s, and a loopback write costs ~60 µs of CPU on the one event loop everything shares, so the
+ * confirm gained what the next publish's store lost.
  */
 const FLUSH_AT_BYTES = 256 * 1024;
 

@@ -12,10 +12,11 @@
  * offsets are committed at the end before the binding is answered, and topics that do not exist
  * yet are read from their first message (consumeFromWhere FIRST_OFFSET).
  *
- * Throughput: acks of one turn go to the broker together as one BATCH_ACK_MESSAGE per topic (the
- * broker journals them in one record before answering, so an acked message stays acked across a
- * restart); while pops come back full, up to FETCHES_IN_FLIGHT receives run at once so a prefetch
- * of hundreds is kept fed 32 messages (one pop) at a time.
+ * Throughput: acks go to the broker together, those of up to ACK_FLUSH_DELAY_MS as one
+ * BATCH_ACK_MESSAGE per topic (the broker journals them in one record before answering, so an acked
+ * message stays acked across a restart; stop() sends what is still waiting); while pops come back
+ * full, up to FETCHES_IN_FLIGHT receives run at once so a prefetch of hundreds is kept fed 32
+ * messages (one pop) at a time.
  */
 import { PullConsumer, type ReceivedMessage, SimpleConsumer, type Transport } from '../../engine/client/index.js';
 import { ErrorCode, isRbError } from '../../engine/common/errors.js';
@@ -62,6 +63,17 @@ interface Entry extends QueueMessage {
 
 const BATCH = 32;
 /**
+ * How long an AMQP ack may wait to travel to the broker with later ones. Ending a lease is not on
+ * any client's path (prefetch counts in the channel, and the lease keeps the message from everyone
+ * else meanwhile), but each BATCH_ACK_MESSAGE costs the broker a journal write and a request on the
+ * one event loop that also carries publishes and deliveries: per event-loop turn that was one batch
+ * per one or two messages at a steady 2,000 msgs/s. A crash in this window redelivers those
+ * messages (at least once, as a crash before the turn's end did).
+ */
+const ACK_FLUSH_DELAY_MS = 10;
+/** Acks sent at once without waiting for the delay (a batch's body stays small). */
+const ACK_BATCH_MAX = 256;
+/**
  * Receives in flight per topic: one pop carries at most 32 messages (RocketMQ's limit), so a
  * prefetch of hundreds needs several pops under way to keep consumers fed.
  */
@@ -86,9 +98,9 @@ export class PopQueueBackend implements QueueBackend {
   private demandWaiters: (() => void)[] = [];
   private readonly sleepers = new Set<{ timer: NodeJS.Timeout; resolve: () => void }>();
   private readonly settling = new Set<Promise<void>>();
-  /** Acks of this turn, sent together (BATCH_ACK_MESSAGE per fetcher) once the turn ends. */
+  /** Acks waiting to go to the broker together (BATCH_ACK_MESSAGE per fetcher), see ACK_FLUSH_DELAY_MS. */
   private pendingAcks: Entry[] = [];
-  private ackFlushScheduled = false;
+  private ackFlushTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly options: PopQueueBackendOptions) {
     this.readyLimit = options.readyLimit ?? 1000;
@@ -258,10 +270,8 @@ export class PopQueueBackend implements QueueBackend {
     if (how === 'drop' && entry.renewing === undefined) {
       // Coalesced: an AMQP client acks message by message (or `multiple`), many in one socket read.
       this.pendingAcks.push(entry);
-      if (!this.ackFlushScheduled) {
-        this.ackFlushScheduled = true;
-        setImmediate(() => this.flushAcks());
-      }
+      if (this.pendingAcks.length >= ACK_BATCH_MAX) this.flushAcks();
+      else this.ackFlushTimer ??= setTimeout(() => this.flushAcks(), ACK_FLUSH_DELAY_MS);
       return;
     }
     this.track(this.settleWithBroker(entry, how), how);
@@ -275,9 +285,10 @@ export class PopQueueBackend implements QueueBackend {
     void settling.finally(() => this.settling.delete(settling));
   }
 
-  /** Sends this turn's acks: one batch per topic loop (its fetcher holds the leases). */
+  /** Sends the waiting acks: one batch per topic loop (its fetcher holds the leases). */
   private flushAcks(): void {
-    this.ackFlushScheduled = false;
+    if (this.ackFlushTimer !== undefined) clearTimeout(this.ackFlushTimer);
+    this.ackFlushTimer = undefined;
     const entries = this.pendingAcks;
     if (entries.length === 0) return;
     this.pendingAcks = [];

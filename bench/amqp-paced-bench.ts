@@ -1,0 +1,316 @@
+/**
+ * The fixed-rate latency scenario of the AMQP benchmark (issue 6: "p99 latency no worse at a fixed
+ * 2,000 msgs/s"), alone and repeated, so a latency fix can be checked in a minute rather than a full
+ * amqp-bench run. Same shape as amqp-bench.ts's paced row: 1 KiB persistent messages to a durable
+ * queue, a confirm channel publishing at a fixed rate (at most 1,000 unconfirmed) while a consumer
+ * with manual acks and prefetch 256 runs on a second connection. Latency = publish call to delivery
+ * (the issue's figure) and, per row below it, publish call to confirm.
+ *
+ * The servers are started once; rounds alternate RabbitMQ and rocketbridge (a noisy machine then
+ * hurts both sides alike), each round on a fresh queue, after an unpaced warm-up through each.
+ *
+ * Options: --seconds S per round (default 5), --rate R msgs/s (default 2000), --rounds N per server
+ * (default 2), --warmup N (unpaced messages through each server first, default 20000: amqp-bench.ts
+ * runs its paced row after ~150,000 others), --pause-ms MS (idle time between warm-up and rounds),
+ * --no-rabbit, --flush sync|async (our broker's store flush, default async), --server-node-args
+ * 'A|B' (one rocketbridge server per `|`-separated set of node options, e.g. `|--max-semi-space-size=32`
+ * for the default next to a GC setting), --cpu-prof DIR (V8 CPU profiles of our servers, written
+ * there when they stop).
+ */
+import './bench-env.js';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import amqp from 'amqplib';
+import { cpuProfArgs, processCpuMs, startBenchChild } from './bench-process.js';
+import { argument, type Measurement, printTable, sleepMs, stringArgument, summarize } from './bench-util.js';
+
+const seconds = argument('seconds', 5);
+const rate = argument('rate', 2000);
+const rounds = Math.floor(argument('rounds', 2));
+const withRabbit = !process.argv.includes('--no-rabbit');
+const flushPolicy = stringArgument('flush') === 'sync' ? 'sync' : 'async';
+const profileDir = stringArgument('cpu-prof');
+/** One server per `|`-separated set of node options (e.g. GC flags), compared in the same rounds. */
+const serverVariants = (stringArgument('server-node-args') ?? '').split('|').map((variant) =>
+  variant
+    .trim()
+    .split(/\s+/)
+    .filter((arg) => arg !== ''),
+);
+
+const BODY_BYTES = 1024;
+const CONFIRM_WINDOW = 1000;
+const PREFETCH = 256;
+const warmupMessages = Math.floor(argument('warmup', 20_000));
+
+interface Target {
+  name: string;
+  url: string;
+  /** CPU ms the server has used so far, when it can be read. */
+  cpuMs(): Promise<number | undefined>;
+  stop(): Promise<void>;
+}
+
+function bodyFor(sequence: number): Buffer {
+  const body = Buffer.alloc(BODY_BYTES, sequence % 251);
+  body.writeUInt32BE(sequence, 0);
+  return body;
+}
+
+async function startRocketbridge(nodeArgs: string[]): Promise<Target> {
+  const args = ['--flush', flushPolicy];
+  const child = await startBenchChild<{ amqpPort: number }>({
+    fromUrl: import.meta.url,
+    script: 'amqp-bench-child',
+    args,
+    nodeArgs: [...cpuProfArgs(profileDir), ...nodeArgs],
+    readyTimeoutMs: 30_000,
+  });
+  return {
+    name: nodeArgs.length === 0 ? 'rocketbridge' : `rocketbridge ${nodeArgs.join(' ')}`,
+    url: `amqp://guest:guest@127.0.0.1:${child.ready.amqpPort}`,
+    cpuMs: () => child.cpuMs(),
+    stop: () => child.stop(),
+  };
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address !== null ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+function run(command: string, args: string[], env: NodeJS.ProcessEnv, timeoutMs: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(command, args, { env, timeout: timeoutMs }, (err, stdout, stderr) =>
+      err === null ? resolve(stdout) : reject(new Error(`${command} ${args.join(' ')}: ${err.message} ${stderr}`)),
+    );
+  });
+}
+
+/** CPU ms of the Erlang VMs started with RABBITMQ_NODENAME=`node` (the name is not on the command line). */
+function cpuMsOfRabbit(node: string): number | undefined {
+  let total: number | undefined;
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    try {
+      if (readFileSync(`/proc/${entry}/comm`, 'utf8').trim() !== 'beam.smp') continue;
+      if (!readFileSync(`/proc/${entry}/environ`, 'utf8').includes(`RABBITMQ_NODENAME=${node}\u0000`)) continue;
+      total = (total ?? 0) + processCpuMs(Number(entry));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return total;
+}
+
+/** A throw-away RabbitMQ node as amqp-bench.ts starts it; undefined when it does not start in 60 s. */
+async function startRabbit(): Promise<Target | undefined> {
+  const base = mkdtempSync(join(tmpdir(), 'rb-bench-rabbit-'));
+  const mnesia = join(base, 'mnesia');
+  const logs = join(base, 'log');
+  mkdirSync(mnesia);
+  mkdirSync(logs);
+  for (const dir of [base, mnesia, logs]) {
+    try {
+      chmodSync(dir, 0o777);
+    } catch {
+      // not fatal: a non-root run owns the dirs
+    }
+  }
+  const plugins = join(base, 'enabled_plugins');
+  writeFileSync(plugins, '[].\n', { mode: 0o644 });
+  const port = await freePort();
+  const node = `rbpaced${process.pid}@localhost`;
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    RABBITMQ_MNESIA_BASE: mnesia,
+    RABBITMQ_LOG_BASE: logs,
+    RABBITMQ_NODE_IP_ADDRESS: '127.0.0.1',
+    RABBITMQ_NODE_PORT: String(port),
+    RABBITMQ_DIST_PORT: String(await freePort()),
+    RABBITMQ_NODENAME: node,
+    RABBITMQ_ENABLED_PLUGINS_FILE: plugins,
+    RABBITMQ_PID_FILE: join(base, 'rabbit.pid'),
+  };
+  const child: ChildProcess = spawn('rabbitmq-server', [], { env, stdio: 'ignore' });
+  let exited = false;
+  child.once('error', () => (exited = true));
+  child.once('exit', () => (exited = true));
+  const url = `amqp://guest:guest@127.0.0.1:${port}`;
+  const stop = async (): Promise<void> => {
+    await run('rabbitmqctl', ['-n', node, 'stop'], env, 30_000).catch(() => undefined);
+    if (!exited) child.kill('SIGTERM');
+    rmSync(base, { recursive: true, force: true });
+  };
+  const deadlineMs = performance.now() + 60_000;
+  while (performance.now() < deadlineMs && !exited) {
+    try {
+      const connection = await amqp.connect(url);
+      await connection.close();
+      return { name: 'RabbitMQ', url, cpuMs: () => Promise.resolve(cpuMsOfRabbit(node)), stop };
+    } catch {
+      await sleepMs(500);
+    }
+  }
+  console.log('RabbitMQ baseline skipped: the node did not accept connections within 60 s');
+  await stop();
+  return undefined;
+}
+
+async function declare(url: string, queue: string): Promise<void> {
+  const connection = await amqp.connect(url);
+  try {
+    const channel = await connection.createChannel();
+    await channel.assertQueue(queue, { durable: true });
+    await channel.close();
+  } finally {
+    await connection.close();
+  }
+}
+
+/** One round: a consumer, then `count` confirmed publishes at `ratePerSec`; both latencies. */
+async function pacedRound(
+  url: string,
+  queue: string,
+  count: number,
+  ratePerSec: number | undefined,
+): Promise<{ deliveryMs: number[]; confirmMs: number[]; seconds: number; lost: number; duplicates: number }> {
+  await declare(url, queue);
+  const sentAtMs = new Float64Array(count);
+  const seen = new Uint8Array(count);
+  const deliveryMs: number[] = [];
+  const confirmMs: number[] = [];
+  let unique = 0;
+  let duplicates = 0;
+  const consumerConnection = await amqp.connect(url);
+  const publisherConnection = await amqp.connect(url);
+  try {
+    const consumer = await consumerConnection.createChannel();
+    await consumer.prefetch(PREFETCH);
+    await consumer.consume(
+      queue,
+      (message) => {
+        if (message === null) return;
+        const nowMs = performance.now();
+        consumer.ack(message);
+        const sequence = message.content.readUInt32BE(0);
+        if (sequence >= count) return;
+        if (seen[sequence] !== 0) {
+          duplicates++;
+          return;
+        }
+        seen[sequence] = 1;
+        unique++;
+        deliveryMs.push(nowMs - (sentAtMs[sequence] ?? nowMs));
+      },
+      { noAck: false },
+    );
+    const publisher = await publisherConnection.createConfirmChannel();
+    let inFlight = 0;
+    let wake: (() => void) | undefined;
+    const startMs = performance.now();
+    for (let sent = 0; sent < count; sent++) {
+      while (inFlight >= CONFIRM_WINDOW) await new Promise<void>((resolve) => (wake = resolve));
+      if (ratePerSec !== undefined) {
+        const aheadMs = startMs + (sent * 1000) / ratePerSec - performance.now();
+        if (aheadMs > 1) await sleepMs(aheadMs);
+      }
+      inFlight++;
+      const publishedMs = performance.now();
+      sentAtMs[sent] = publishedMs;
+      const writable = publisher.publish('', queue, bodyFor(sent), { persistent: true }, (err) => {
+        inFlight--;
+        if (err === null || err === undefined) confirmMs.push(performance.now() - publishedMs);
+        const resume = wake;
+        wake = undefined;
+        resume?.();
+      });
+      if (!writable) await new Promise<void>((resolve) => publisher.once('drain', () => resolve()));
+    }
+    for (let waits = 0; (inFlight > 0 || unique < count) && waits < 1000; waits++) await sleepMs(10);
+    const elapsed = (performance.now() - startMs) / 1000;
+    await publisher.close();
+    await consumer.close();
+    return { deliveryMs, confirmMs, seconds: elapsed, lost: count - unique, duplicates };
+  } finally {
+    await publisherConnection.close().catch(() => undefined);
+    await consumerConnection.close().catch(() => undefined);
+  }
+}
+
+async function main(): Promise<void> {
+  const count = Math.floor(rate * seconds);
+  console.log(
+    `AMQP paced latency: ${count} persistent 1 KiB messages at ${rate} msgs/s per round, ${rounds} round(s) per server, ` +
+      `confirm window ${CONFIRM_WINDOW}, prefetch ${PREFETCH}, our flush ${flushPolicy}`,
+  );
+  const targets: Target[] = [];
+  try {
+    if (withRabbit) {
+      const rabbit = await startRabbit();
+      if (rabbit !== undefined) targets.push(rabbit);
+    }
+    for (const nodeArgs of serverVariants) targets.push(await startRocketbridge(nodeArgs));
+    for (const target of targets) {
+      const warm = `paced-warm-${process.pid}`;
+      await pacedRound(target.url, warm, warmupMessages, undefined);
+    }
+    await sleepMs(argument('pause-ms', 1));
+    const rows: { measurement: Measurement; baseline?: Measurement }[] = [];
+    const notes: string[] = [];
+    for (let round = 0; round < rounds; round++) {
+      let baseline: Measurement | undefined;
+      for (const target of targets) {
+        const cpuBefore = await target.cpuMs();
+        const result = await pacedRound(target.url, `paced-${process.pid}-${round}`, count, rate);
+        const cpuAfter = await target.cpuMs();
+        const delivery: Measurement = {
+          scenario: `${target.name} #${round + 1}: publish->delivery`,
+          messages: count - result.lost,
+          bytes: (count - result.lost) * BODY_BYTES,
+          seconds: result.seconds,
+          latenciesMs: result.deliveryMs,
+        };
+        const confirm: Measurement = {
+          scenario: `${target.name} #${round + 1}:   publish->confirm`,
+          messages: result.confirmMs.length,
+          bytes: result.confirmMs.length * BODY_BYTES,
+          seconds: result.seconds,
+          latenciesMs: result.confirmMs,
+        };
+        rows.push(baseline === undefined ? { measurement: delivery } : { measurement: delivery, baseline });
+        rows.push({ measurement: confirm });
+        baseline ??= delivery;
+        const cpu =
+          cpuBefore === undefined || cpuAfter === undefined
+            ? ''
+            : `; server ${((100 * (cpuAfter - cpuBefore)) / (result.seconds * 1000)).toFixed(0)}% of a core, ` +
+              `${(((cpuAfter - cpuBefore) * 1000) / count).toFixed(0)} µs/msg`;
+        notes.push(`${delivery.scenario}: lost ${result.lost}, duplicates ${result.duplicates}${cpu}`);
+        if (target.name !== 'RabbitMQ' && baseline !== delivery) {
+          const ours = summarize(delivery).p99Ms;
+          const theirs = summarize(baseline).p99Ms;
+          notes.push(
+            `  p99 ${ours.toFixed(1)} ms vs RabbitMQ ${theirs.toFixed(1)} ms: ${ours <= theirs ? 'no worse' : 'worse'}`,
+          );
+        }
+      }
+    }
+    printTable(`AMQP at a fixed ${rate} msgs/s (ratio = throughput vs RabbitMQ in the same round)`, rows);
+    for (const note of notes) console.log(`  ${note}`);
+  } finally {
+    for (const target of targets) await target.stop().catch(() => undefined);
+  }
+}
+
+await main();
