@@ -78,7 +78,7 @@ export interface ClientInstanceOptions {
   requestTimeoutMs?: number;
   heartbeatIntervalMs?: number;
   routeRefreshIntervalMs?: number;
-  /** After a broker of a topic failed, its route is fetched again at most this often (ms; default 1000). */
+  /** After a broker of a topic failed, its route is fetched again at most this often (ms; default 200). */
   failureRouteRefreshIntervalMs?: number;
 }
 
@@ -200,7 +200,7 @@ export class ClientInstance {
     this.requestTimeoutMs = options.requestTimeoutMs ?? 3000;
     this.heartbeatIntervalMs = options.heartbeatIntervalMs ?? 30_000;
     this.routeRefreshIntervalMs = options.routeRefreshIntervalMs ?? 30_000;
-    this.failureRouteRefreshIntervalMs = options.failureRouteRefreshIntervalMs ?? 1000;
+    this.failureRouteRefreshIntervalMs = options.failureRouteRefreshIntervalMs ?? 200;
     const instanceName = options.instanceName ?? String(++instanceCounter);
     this.clientId = `${localIPv4()}@${process.pid}@${instanceName}`;
   }

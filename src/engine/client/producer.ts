@@ -117,7 +117,7 @@ export interface ProducerOptions {
   instanceName?: string;
   heartbeatIntervalMs?: number;
   routeRefreshIntervalMs?: number;
-  /** After a broker could not be reached, the topic's route is fetched again at most this often (ms; 1000). */
+  /** After a broker could not be reached, the topic's route is fetched again at most this often (ms; 200). */
   failureRouteRefreshIntervalMs?: number;
   /**
    * Round robin skips broker addresses that recently failed or answered slowly (RocketMQ
