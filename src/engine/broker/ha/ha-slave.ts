@@ -33,6 +33,8 @@ export class HaSlave {
   private timer: NodeJS.Timeout | undefined;
   private nextConnectMs = 0;
   private stopped = false;
+  /** An empty log being restarted at the master's first offset; no connection meanwhile. */
+  private resetting: Promise<void> | undefined;
   private readonly closeListeners: ((closed: HaConnectionClosed) => void)[] = [];
 
   constructor(private readonly options: HaSlaveOptions) {
@@ -59,6 +61,7 @@ export class HaSlave {
     if (this.stopped) return;
     const nowMs = Date.now();
     if (this.socket === undefined) {
+      if (this.resetting !== undefined) return;
       const address = this.options.masterAddress();
       // Port 0: a master (controller mode, haPort 0) that has not reported where it listens yet.
       if (address !== undefined && !address.endsWith(':0') && nowMs >= this.nextConnectMs) this.connect(address);
@@ -104,6 +107,7 @@ export class HaSlave {
     const store = this.options.store();
     for (const frame of outcome.items) {
       if (frame.data.length === 0) continue;
+      if (this.restartEmptyLogAt(frame.commitLogOffset)) return;
       const result = store.appendReplicated(frame.commitLogOffset, frame.data);
       if (!result.ok) {
         this.report(false);
@@ -117,6 +121,26 @@ export class HaSlave {
       return;
     }
     this.report(false);
+  }
+
+  /**
+   * An empty replica joining a master whose oldest segments retention deleted: the master streams
+   * from its first offset, past this log's end. The empty log restarts there (a segment boundary);
+   * the connection is dropped meanwhile and resumes from the new end. True when that started.
+   */
+  private restartEmptyLogAt(frameOffset: number): boolean {
+    const store = this.options.store();
+    const { commitLogMinOffset, commitLogMaxOffset } = store.stats();
+    if (frameOffset <= commitLogMaxOffset || commitLogMinOffset !== commitLogMaxOffset) return false;
+    this.close(`the master's log starts at ${frameOffset}; restarting the empty log there`);
+    this.resetting = store
+      .resetReplica(frameOffset)
+      .catch((err: unknown) => log.error({ err, startOffset: frameOffset }, 'cannot restart the empty replica log'))
+      .finally(() => {
+        this.resetting = undefined;
+        this.nextConnectMs = 0;
+      });
+    return true;
   }
 
   /** Sends the store's max offset when it moved (or always, for a heartbeat). */
@@ -147,5 +171,6 @@ export class HaSlave {
     this.stopped = true;
     clearInterval(this.timer);
     this.close('slave shutting down');
+    await this.resetting;
   }
 }
