@@ -19,6 +19,7 @@ interface BrokerCommandArgs extends BrokerArgs {
   'ha-master': string | undefined;
   controller: string[];
   'controller-heartbeat-ms': number;
+  'slave-read': boolean;
 }
 
 /** "--namesrv a:1 --namesrv b:2" and "--namesrv 'a:1;b:2'" both give [a:1, b:2]. */
@@ -70,6 +71,12 @@ export const brokerCommand: CommandModule<object, BrokerCommandArgs> = {
         describe:
           'Automatic failover: NameServer(s) running the controller (namesrv --controller); the controller then picks the master of the group and --role only says SYNC or ASYNC replication',
       })
+      .option('slave-read', {
+        type: 'boolean',
+        default: false,
+        describe:
+          'Send consumers reading far behind the log end (40% of RAM) to a slave (RocketMQ slaveReadEnable); set it on master and slaves',
+      })
       .option('controller-heartbeat-ms', {
         type: 'number',
         default: 1000,
@@ -96,6 +103,7 @@ export const brokerCommand: CommandModule<object, BrokerCommandArgs> = {
       brokerId: args['broker-id'],
       clusterName: args.cluster,
     });
+    config.slaveReadEnable = args['slave-read'];
     config.controllerAddresses = parseNamesrvList(args.controller);
     config.controllerHeartbeatIntervalMs = args['controller-heartbeat-ms'];
     if (config.controllerAddresses.length > 0) {

@@ -97,6 +97,15 @@ export interface BrokerConfig {
    * replication for whichever broker is master. Empty: roles are fixed by brokerId.
    */
   controllerAddresses: string[];
+  /**
+   * RocketMQ slaveReadEnable: pull responses send consumers reading far behind the log's end (see
+   * accessMessageInMemoryMaxRatio) to a slave, and back to the master once they caught up.
+   */
+  slaveReadEnable: boolean;
+  /** Percent of RAM: a read further behind the log's end than this counts as slow (RocketMQ 40). */
+  accessMessageInMemoryMaxRatio: number;
+  /** Overrides accessMessageInMemoryMaxRatio with a byte count (tests). */
+  slaveReadBehindBytes?: number;
   /** Controller mode: how often the broker reports to the controller and learns its role. */
   controllerHeartbeatIntervalMs: number;
   store: MessageStoreConfig;
@@ -173,6 +182,8 @@ export function defaultBrokerConfig(dataDir: string, overrides: Partial<BrokerCo
     slaveSyncIntervalMs: 10_000,
     controllerAddresses: [],
     controllerHeartbeatIntervalMs: 1000,
+    slaveReadEnable: false,
+    accessMessageInMemoryMaxRatio: 40,
     store: { ...defaultMessageStoreConfig, storePath: dataDir },
     ...overrides,
   };

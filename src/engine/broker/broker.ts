@@ -372,7 +372,7 @@ export class Broker {
     const endTransaction = new EndTransactionProcessor(this.transactions);
     const lockBatch = new LockBatchProcessor(this.locks);
     const control = new ConsumerControlProcessor(ctx, this.pops);
-    const pull = new PullMessageProcessor(ctx, this.holdService);
+    const pull = new PullMessageProcessor(ctx, this.holdService, this.ha);
     const clients = new ClientManageProcessor(ctx, (channel) => this.watchChannel(channel));
     const consumers = new ConsumerManageProcessor(ctx);
     const admin = new AdminBrokerProcessor(ctx, this.ha);

@@ -5,12 +5,14 @@
  * suspended is handed to the PullRequestHoldService (long polling). A pull may also carry the group's
  * committed offset for the queue.
  */
+import { totalmem } from 'node:os';
 import { parseTagExpression, type TagFilter } from '../common/tag-expression.js';
 import { topicNameProblem } from '../common/topic.js';
 import type { RemotingChannel } from '../remoting/channel.js';
 import { ResponseCode } from '../remoting/codes.js';
 import { createResponse, type RemotingCommand } from '../remoting/command.js';
 import { GetStatus, type GetResult } from '../store/api.js';
+import { recordCommitLogOffset } from '../store/record-view.js';
 import type { BrokerContext } from './broker-context.js';
 import type { PullRequestHoldService } from './pull-request-hold-service.js';
 import { RequestError } from './request-error.js';
@@ -21,8 +23,15 @@ import { isReadable } from './topic-config-manager.js';
 /** PullSysFlag.java bits. */
 export const PullSysFlag = { CommitOffset: 0x1, Suspend: 0x2, Subscription: 0x4, ClassFilter: 0x8 } as const;
 
-/** MixAll.MASTER_ID: consumers are always told to keep pulling from the master for now. */
+/** MixAll.MASTER_ID. */
 const MASTER_ID = 0;
+/** RocketMQ whichBrokerWhenConsumeSlowly: the first slave. */
+const SLOW_CONSUMER_BROKER_ID = 1;
+
+/** How far behind the log's end a read counts as slow (RocketMQ accessMessageInMemoryMaxRatio of RAM). */
+function slaveReadBehindBytes(config: BrokerContext['config']): number {
+  return config.slaveReadBehindBytes ?? Math.floor((totalmem() * config.accessMessageInMemoryMaxRatio) / 100);
+}
 
 export interface PullMessageHeader {
   consumerGroup: string;
@@ -82,6 +91,8 @@ export class PullMessageProcessor {
   constructor(
     private readonly ctx: BrokerContext,
     private readonly holdService: PullRequestHoldService,
+    /** Replication state: whether this master has a slave to send slow consumers to. */
+    private readonly replication?: { readonly master: { readonly slaveCount: number } | undefined },
   ) {}
 
   /** Serves a pull; `allowSuspend` is false when a held pull is re-run. */
@@ -196,9 +207,25 @@ export class PullMessageProcessor {
     this.ctx.offsets.commit(header.consumerGroup, header.topic, header.queueId, header.commitOffset);
   }
 
+  /**
+   * RocketMQ's slave read (slaveReadEnable): a consumer reading further behind the log's end than
+   * the page cache is likely to hold is sent to a slave (broker id 1), so that its disk reads do
+   * not slow the master's writes; everyone else, and everyone on a slave, reads from the master.
+   */
+  private suggestedBrokerId(result: GetResult): number {
+    const { config } = this.ctx;
+    const first = result.records[0];
+    if (!config.slaveReadEnable || first === undefined) return MASTER_ID;
+    const behindBytes = this.ctx.store.stats().commitLogMaxOffset - recordCommitLogOffset(first);
+    if (behindBytes <= slaveReadBehindBytes(config)) return MASTER_ID;
+    // A master sends slow consumers away only when it has a slave to send them to.
+    if (this.ctx.brokerId === MASTER_ID && (this.replication?.master?.slaveCount ?? 0) === 0) return MASTER_ID;
+    return SLOW_CONSUMER_BROKER_ID;
+  }
+
   private answer(request: RemotingCommand, code: number, result: GetResult): RemotingCommand {
     const fields = stringFields({
-      suggestWhichBrokerId: MASTER_ID,
+      suggestWhichBrokerId: this.suggestedBrokerId(result),
       nextBeginOffset: result.nextBeginOffset,
       minOffset: result.minOffset,
       maxOffset: result.maxOffset,
