@@ -147,6 +147,7 @@ export class HaService {
       housekeepingMs: config.haHousekeepingMs,
       reconnectIntervalMs: config.haReconnectIntervalMs,
       maxFrameBytes: config.haMaxFrameBytes,
+      segmentBytes: config.store.commitLogSegmentBytes,
     });
     this.sync = new SlaveSynchronize({
       client: this.options.client,

@@ -21,6 +21,8 @@ export interface HaSlaveOptions {
   housekeepingMs: number;
   reconnectIntervalMs: number;
   maxFrameBytes: number;
+  /** CommitLog segment size: a log can only restart at a segment boundary. */
+  segmentBytes: number;
 }
 
 export class HaSlave {
@@ -132,6 +134,7 @@ export class HaSlave {
     const store = this.options.store();
     const { commitLogMinOffset, commitLogMaxOffset } = store.stats();
     if (frameOffset <= commitLogMaxOffset || commitLogMinOffset !== commitLogMaxOffset) return false;
+    if (frameOffset % this.options.segmentBytes !== 0) return false;
     this.close(`the master's log starts at ${frameOffset}; restarting the empty log there`);
     this.resetting = store
       .resetReplica(frameOffset)
