@@ -44,13 +44,14 @@ export interface NamesrvProcessorDeps {
 }
 
 /** A name from a header that must be non-empty (broker name, cluster name, topic). */
-function requiredName(request: Parameters<RequestProcessor>[0], field: string): string {
+export function requiredName(request: Parameters<RequestProcessor>[0], field: string): string {
   const value = requiredString(request, field);
   if (value.length === 0) throw new HeaderFieldError(field, `header field "${field}" is empty`);
   return value;
 }
 
-function requiredAddress(request: Parameters<RequestProcessor>[0], field: string): string {
+/** A "host:port" from a header (broker addresses). */
+export function requiredAddress(request: Parameters<RequestProcessor>[0], field: string): string {
   const value = requiredString(request, field);
   try {
     parseHostAddress(value);

@@ -18,18 +18,12 @@
  */
 import { join } from 'node:path';
 import { readJsonFile, writeFileAtomic } from '../common/atomic-file.js';
-import { parseHostAddress } from '../common/host-address.js';
 import type { Logger } from '../common/logger.js';
 import type { ProcessorRegistry, RemotingChannel, RequestProcessor } from '../remoting/channel.js';
 import { ResponseCode } from '../remoting/codes.js';
 import { createResponse } from '../remoting/command.js';
-import {
-  answerHeaderErrors,
-  HeaderFieldError,
-  optionalString,
-  requiredLong,
-  requiredString,
-} from '../remoting/header-fields.js';
+import { requiredAddress, requiredName } from './processors.js';
+import { answerHeaderErrors, HeaderFieldError, optionalString, requiredLong } from '../remoting/header-fields.js';
 
 /** Request codes of the controller role (in RocketMQ 5's controller range; bodies are ours). */
 export const ControllerRequestCode = {
@@ -283,11 +277,8 @@ export class ReplicaController {
 
   private heartbeatProcessor(): RequestProcessor {
     return (request, channel) => {
-      const clusterName = requiredString(request, 'clusterName');
-      const brokerName = requiredString(request, 'brokerName');
-      if (clusterName.length === 0 || brokerName.length === 0) {
-        throw new HeaderFieldError('brokerName', 'clusterName and brokerName must not be empty');
-      }
+      const clusterName = requiredName(request, 'clusterName');
+      const brokerName = requiredName(request, 'brokerName');
       const brokerAddr = requiredAddress(request, 'brokerAddr');
       const haServerAddr = optionalString(request, 'haServerAddr') ?? '';
       const replicaId = requiredLong(request, 'replicaId');
@@ -313,14 +304,4 @@ export class ReplicaController {
 
 function groupKey(clusterName: string, brokerName: string): string {
   return `${clusterName}/${brokerName}`;
-}
-
-function requiredAddress(request: Parameters<RequestProcessor>[0], field: string): string {
-  const value = requiredString(request, field);
-  try {
-    parseHostAddress(value);
-  } catch {
-    throw new HeaderFieldError(field, `header field "${field}" is not host:port: "${value.slice(0, 64)}"`);
-  }
-  return value;
 }
