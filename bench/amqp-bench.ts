@@ -20,15 +20,13 @@
  * flush policy, default async; RabbitMQ fsyncs persistent messages before confirming them either way).
  */
 import './bench-env.js';
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import amqp from 'amqplib';
 import { defaultMessageStoreConfig } from '../src/engine/store/api.js';
 import { DefaultMessageStore } from '../src/engine/store/message-store.js';
-import { startBenchChild } from './bench-process.js';
+import { BODY_BYTES, bodyFor, declare, startRabbit, startRocketbridge, type Target } from './amqp-bench-servers.js';
 import {
   argument,
   closedLoop,
@@ -49,7 +47,6 @@ const flushArgument = stringArgument('flush') ?? 'async';
 if (flushArgument !== 'sync' && flushArgument !== 'async') throw new Error('--flush must be sync or async');
 const flushPolicy: 'sync' | 'async' = flushArgument;
 
-const BODY_BYTES = 1024;
 const CONFIRM_WINDOW = 1000;
 const PREFETCH = 256;
 const WARMUP_MESSAGES = 2000;
@@ -60,121 +57,8 @@ const PACED_MESSAGES = Math.min(totalMessages, PACED_RATE_PER_SEC * 10);
 /** How long an auto-ack consumer waits for news once the publisher is done before calling the rest lost. */
 const STALL_MS = 5000;
 
-function bodyFor(sequence: number): Buffer {
-  const body = Buffer.alloc(BODY_BYTES, sequence % 251);
-  body.writeUInt32BE(sequence, 0);
-  return body;
-}
-
-interface Target {
-  name: string;
-  url: string;
-  /** CPU ms the server has used so far, when it can be read. */
-  cpuMs(): Promise<number | undefined>;
-  stop(): Promise<void>;
-}
-
 // ---------------------------------------------------------------------------------------------
 // Servers
-
-async function startRocketbridge(): Promise<Target> {
-  const child = await startBenchChild<{ amqpPort: number }>({
-    fromUrl: import.meta.url,
-    script: 'amqp-bench-child',
-    args: ['--flush', flushPolicy],
-    readyTimeoutMs: 30_000,
-  });
-  return {
-    name: 'rocketbridge',
-    url: `amqp://guest:guest@127.0.0.1:${child.ready.amqpPort}`,
-    cpuMs: () => child.cpuMs(),
-    stop: () => child.stop(),
-  };
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-function run(command: string, args: string[], env: NodeJS.ProcessEnv, timeoutMs: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    execFile(command, args, { env, timeout: timeoutMs }, (err, stdout, stderr) =>
-      err === null ? resolve(stdout) : reject(new Error(`${command} ${args.join(' ')}: ${err.message} ${stderr}`)),
-    );
-  });
-}
-
-/** A throw-away RabbitMQ node; undefined (with a printed note) when it cannot start in time. */
-async function startRabbit(): Promise<Target | undefined> {
-  const base = mkdtempSync(join(tmpdir(), 'rb-bench-rabbit-'));
-  // rabbitmq-server drops to the rabbitmq user when started as root: it must be able to write here.
-  const mnesia = join(base, 'mnesia');
-  const logs = join(base, 'log');
-  mkdirSync(mnesia);
-  mkdirSync(logs);
-  for (const dir of [base, mnesia, logs]) {
-    try {
-      chmodSync(dir, 0o777);
-    } catch {
-      // not fatal: a non-root run owns the dirs
-    }
-  }
-  const plugins = join(base, 'enabled_plugins');
-  writeFileSync(plugins, '[].\n', { mode: 0o644 });
-  const port = await freePort();
-  const distPort = await freePort();
-  const node = `rbbench${process.pid}@localhost`;
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    RABBITMQ_MNESIA_BASE: mnesia,
-    RABBITMQ_LOG_BASE: logs,
-    RABBITMQ_NODE_IP_ADDRESS: '127.0.0.1',
-    RABBITMQ_NODE_PORT: String(port),
-    RABBITMQ_DIST_PORT: String(distPort),
-    RABBITMQ_NODENAME: node,
-    RABBITMQ_ENABLED_PLUGINS_FILE: plugins,
-    RABBITMQ_PID_FILE: join(base, 'rabbit.pid'),
-  };
-  let child: ChildProcess;
-  try {
-    child = spawn('rabbitmq-server', [], { env, stdio: 'ignore' });
-  } catch (err) {
-    console.log(`RabbitMQ baseline skipped: cannot run rabbitmq-server (${String(err)})`);
-    rmSync(base, { recursive: true, force: true });
-    return undefined;
-  }
-  let exited = false;
-  child.once('error', () => (exited = true));
-  child.once('exit', () => (exited = true));
-  const url = `amqp://guest:guest@127.0.0.1:${port}`;
-  const stop = async (): Promise<void> => {
-    await run('rabbitmqctl', ['-n', node, 'stop'], env, 30_000).catch(() => undefined);
-    if (!exited) child.kill('SIGTERM');
-    rmSync(base, { recursive: true, force: true });
-  };
-  const deadlineMs = performance.now() + RABBIT_START_MS;
-  for (let attempt = 0; attempt < 600 && performance.now() < deadlineMs && !exited; attempt++) {
-    try {
-      const connection = await amqp.connect(url);
-      await connection.close();
-      const version = await run('rabbitmqctl', ['-n', node, 'version'], env, 10_000).catch(() => '?');
-      return { name: `RabbitMQ ${version.trim()}`, url, cpuMs: () => Promise.resolve(undefined), stop };
-    } catch {
-      await sleepMs(500);
-    }
-  }
-  console.log(`RabbitMQ baseline skipped: the node did not accept connections within ${RABBIT_START_MS / 1000} s`);
-  await stop();
-  return undefined;
-}
 
 // ---------------------------------------------------------------------------------------------
 // Scenarios
@@ -340,17 +224,6 @@ async function consumeAcked(
     return { ...result, deliveries };
   } finally {
     await connection.close().catch(() => undefined);
-  }
-}
-
-async function declare(url: string, queue: string): Promise<void> {
-  const connection = await amqp.connect(url);
-  try {
-    const channel = await connection.createChannel();
-    await channel.assertQueue(queue, { durable: true });
-    await channel.close();
-  } finally {
-    await connection.close();
   }
 }
 
@@ -574,7 +447,7 @@ async function main(): Promise<void> {
   const store = withOurs ? await storeBaseline() : undefined;
   let rabbit: TargetResults | undefined;
   if (withRabbit) {
-    const target = await startRabbit();
+    const target = await startRabbit(RABBIT_START_MS);
     if (target !== undefined) {
       try {
         rabbit = await runTarget(target);
@@ -585,7 +458,7 @@ async function main(): Promise<void> {
   }
   let ours: TargetResults | undefined;
   if (withOurs) {
-    const target = await startRocketbridge();
+    const target = await startRocketbridge(flushPolicy);
     try {
       ours = await runTarget(target);
     } finally {

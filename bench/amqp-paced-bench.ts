@@ -18,13 +18,8 @@
  * there when they stop).
  */
 import './bench-env.js';
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import amqp from 'amqplib';
-import { cpuProfArgs, processCpuMs, startBenchChild } from './bench-process.js';
+import { BODY_BYTES, bodyFor, declare, startRabbit, startRocketbridge, type Target } from './amqp-bench-servers.js';
 import { argument, type Measurement, printTable, sleepMs, stringArgument, summarize } from './bench-util.js';
 
 const seconds = argument('seconds', 5);
@@ -41,142 +36,9 @@ const serverVariants = (stringArgument('server-node-args') ?? '').split('|').map
     .filter((arg) => arg !== ''),
 );
 
-const BODY_BYTES = 1024;
 const CONFIRM_WINDOW = 1000;
 const PREFETCH = 256;
 const warmupMessages = Math.floor(argument('warmup', 20_000));
-
-interface Target {
-  name: string;
-  url: string;
-  /** CPU ms the server has used so far, when it can be read. */
-  cpuMs(): Promise<number | undefined>;
-  stop(): Promise<void>;
-}
-
-function bodyFor(sequence: number): Buffer {
-  const body = Buffer.alloc(BODY_BYTES, sequence % 251);
-  body.writeUInt32BE(sequence, 0);
-  return body;
-}
-
-async function startRocketbridge(nodeArgs: string[]): Promise<Target> {
-  const args = ['--flush', flushPolicy];
-  const child = await startBenchChild<{ amqpPort: number }>({
-    fromUrl: import.meta.url,
-    script: 'amqp-bench-child',
-    args,
-    nodeArgs: [...cpuProfArgs(profileDir), ...nodeArgs],
-    readyTimeoutMs: 30_000,
-  });
-  return {
-    name: nodeArgs.length === 0 ? 'rocketbridge' : `rocketbridge ${nodeArgs.join(' ')}`,
-    url: `amqp://guest:guest@127.0.0.1:${child.ready.amqpPort}`,
-    cpuMs: () => child.cpuMs(),
-    stop: () => child.stop(),
-  };
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-function run(command: string, args: string[], env: NodeJS.ProcessEnv, timeoutMs: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    execFile(command, args, { env, timeout: timeoutMs }, (err, stdout, stderr) =>
-      err === null ? resolve(stdout) : reject(new Error(`${command} ${args.join(' ')}: ${err.message} ${stderr}`)),
-    );
-  });
-}
-
-/** CPU ms of the Erlang VMs started with RABBITMQ_NODENAME=`node` (the name is not on the command line). */
-function cpuMsOfRabbit(node: string): number | undefined {
-  let total: number | undefined;
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
-    try {
-      if (readFileSync(`/proc/${entry}/comm`, 'utf8').trim() !== 'beam.smp') continue;
-      if (!readFileSync(`/proc/${entry}/environ`, 'utf8').includes(`RABBITMQ_NODENAME=${node}\u0000`)) continue;
-      total = (total ?? 0) + processCpuMs(Number(entry));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return total;
-}
-
-/** A throw-away RabbitMQ node as amqp-bench.ts starts it; undefined when it does not start in 60 s. */
-async function startRabbit(): Promise<Target | undefined> {
-  const base = mkdtempSync(join(tmpdir(), 'rb-bench-rabbit-'));
-  const mnesia = join(base, 'mnesia');
-  const logs = join(base, 'log');
-  mkdirSync(mnesia);
-  mkdirSync(logs);
-  for (const dir of [base, mnesia, logs]) {
-    try {
-      chmodSync(dir, 0o777);
-    } catch {
-      // not fatal: a non-root run owns the dirs
-    }
-  }
-  const plugins = join(base, 'enabled_plugins');
-  writeFileSync(plugins, '[].\n', { mode: 0o644 });
-  const port = await freePort();
-  const node = `rbpaced${process.pid}@localhost`;
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    RABBITMQ_MNESIA_BASE: mnesia,
-    RABBITMQ_LOG_BASE: logs,
-    RABBITMQ_NODE_IP_ADDRESS: '127.0.0.1',
-    RABBITMQ_NODE_PORT: String(port),
-    RABBITMQ_DIST_PORT: String(await freePort()),
-    RABBITMQ_NODENAME: node,
-    RABBITMQ_ENABLED_PLUGINS_FILE: plugins,
-    RABBITMQ_PID_FILE: join(base, 'rabbit.pid'),
-  };
-  const child: ChildProcess = spawn('rabbitmq-server', [], { env, stdio: 'ignore' });
-  let exited = false;
-  child.once('error', () => (exited = true));
-  child.once('exit', () => (exited = true));
-  const url = `amqp://guest:guest@127.0.0.1:${port}`;
-  const stop = async (): Promise<void> => {
-    await run('rabbitmqctl', ['-n', node, 'stop'], env, 30_000).catch(() => undefined);
-    if (!exited) child.kill('SIGTERM');
-    rmSync(base, { recursive: true, force: true });
-  };
-  const deadlineMs = performance.now() + 60_000;
-  while (performance.now() < deadlineMs && !exited) {
-    try {
-      const connection = await amqp.connect(url);
-      await connection.close();
-      return { name: 'RabbitMQ', url, cpuMs: () => Promise.resolve(cpuMsOfRabbit(node)), stop };
-    } catch {
-      await sleepMs(500);
-    }
-  }
-  console.log('RabbitMQ baseline skipped: the node did not accept connections within 60 s');
-  await stop();
-  return undefined;
-}
-
-async function declare(url: string, queue: string): Promise<void> {
-  const connection = await amqp.connect(url);
-  try {
-    const channel = await connection.createChannel();
-    await channel.assertQueue(queue, { durable: true });
-    await channel.close();
-  } finally {
-    await connection.close();
-  }
-}
 
 /** One round: a consumer, then `count` confirmed publishes at `ratePerSec`; both latencies. */
 async function pacedRound(
@@ -260,7 +122,7 @@ async function main(): Promise<void> {
       const rabbit = await startRabbit();
       if (rabbit !== undefined) targets.push(rabbit);
     }
-    for (const nodeArgs of serverVariants) targets.push(await startRocketbridge(nodeArgs));
+    for (const nodeArgs of serverVariants) targets.push(await startRocketbridge(flushPolicy, { nodeArgs, profileDir }));
     for (const target of targets) {
       const warm = `paced-warm-${process.pid}`;
       await pacedRound(target.url, warm, warmupMessages, undefined);
