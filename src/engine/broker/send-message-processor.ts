@@ -226,28 +226,12 @@ export class SendMessageProcessor {
     }
 
     const bornHost = bornHostOf(channel);
-    const cluster = this.ctx.config.clusterName;
-    // Messages are built as plain literals of one shape, and the properties decoded for them get
-    // CLUSTER added in place: object spreads here cost more than the rest of the request handling.
-    const toStore = (flag: number, body: Buffer, properties: Record<string, string>): MessageToStore => {
-      properties[PROPERTY_CLUSTER] = cluster;
-      return {
-        topic,
-        queueId,
-        flag,
-        body,
-        properties,
-        sysFlag: header.sysFlag,
-        bornTimestamp: header.bornTimestamp,
-        bornHost,
-        reconsumeTimes: header.reconsumeTimes,
-        preparedTransactionOffset: 0,
-      };
-    };
     let result: PutResult;
     let extraFields: Record<string, string> = {};
     if (batch === undefined) {
-      const message = toStore(header.flag, request.body ?? Buffer.alloc(0), decodeProperties(header.properties));
+      const properties = decodeProperties(header.properties);
+      const body = request.body ?? Buffer.alloc(0);
+      const message = this.toStore(topic, queueId, header, bornHost, header.flag, body, properties);
       if (toDlq) delete message.properties[MessageProperty.DelayTimeLevel];
       const diverted = this.divert(message);
       result = await this.ctx.store.putMessage(diverted.message);
@@ -264,7 +248,11 @@ export class SendMessageProcessor {
           );
         }
       }
-      const messages = batch.map((entry, i) => toStore(entry.flag, entry.body, decoded[i] ?? {}));
+      const messages = new Array<MessageToStore>(batch.length);
+      for (let i = 0; i < batch.length; i++) {
+        const entry = batch[i] as BatchEntry;
+        messages[i] = this.toStore(topic, queueId, header, bornHost, entry.flag, entry.body, decoded[i] ?? {});
+      }
       result = await this.ctx.store.putMessages(messages);
     }
     let replicationCode: number | undefined;
@@ -272,6 +260,34 @@ export class SendMessageProcessor {
       replicationCode = await this.diversions.replication.awaitReplication(result.commitLogOffset + result.wroteBytes);
     }
     return this.answer(request, result, queueId, extraFields, replicationCode);
+  }
+
+  /**
+   * A message as a plain literal of one shape, its decoded properties given CLUSTER in place: object
+   * spreads (or a closure per request) here cost more than the rest of the request handling.
+   */
+  private toStore(
+    topic: string,
+    queueId: number,
+    header: SendMessageHeader,
+    bornHost: HostAddress,
+    flag: number,
+    body: Buffer,
+    properties: Record<string, string>,
+  ): MessageToStore {
+    properties[PROPERTY_CLUSTER] = this.ctx.config.clusterName;
+    return {
+      topic,
+      queueId,
+      flag,
+      body,
+      properties,
+      sysFlag: header.sysFlag,
+      bornTimestamp: header.bornTimestamp,
+      bornHost,
+      reconsumeTimes: header.reconsumeTimes,
+      preparedTransactionOffset: 0,
+    };
   }
 
   /**

@@ -67,16 +67,18 @@ export function requestedDeliverMs(properties: Readonly<Record<string, string>>,
   const at = properties[MessageProperty.TimerDeliverMs];
   const delaySec = properties[MessageProperty.TimerDelaySec];
   const delayMs = properties[TIMER_DELAY_MS];
-  const parse = (text: string, name: string): number => {
-    if (!/^-?\d{1,16}$/.test(text.trim())) {
-      throw new RequestError(ResponseCode.MessageIllegal, `property ${name} "${text}" is not an integer`);
-    }
-    return Number(text.trim());
-  };
-  if (at !== undefined) return parse(at, MessageProperty.TimerDeliverMs);
-  if (delaySec !== undefined) return nowMs + parse(delaySec, MessageProperty.TimerDelaySec) * 1000;
-  if (delayMs !== undefined) return nowMs + parse(delayMs, TIMER_DELAY_MS);
+  if (at !== undefined) return timerInteger(at, MessageProperty.TimerDeliverMs);
+  if (delaySec !== undefined) return nowMs + timerInteger(delaySec, MessageProperty.TimerDelaySec) * 1000;
+  if (delayMs !== undefined) return nowMs + timerInteger(delayMs, TIMER_DELAY_MS);
   return undefined;
+}
+
+/** A timer property's integer (a module function: every send asks requestedDeliverMs). */
+function timerInteger(text: string, name: string): number {
+  if (!/^-?\d{1,16}$/.test(text.trim())) {
+    throw new RequestError(ResponseCode.MessageIllegal, `property ${name} "${text}" is not an integer`);
+  }
+  return Number(text.trim());
 }
 
 export class TimerMessageService {

@@ -334,7 +334,9 @@ export function writeRecord(target: Buffer, at: number, record: PreparedRecord, 
   p = putInt64(target, p, message.preparedTransactionOffset);
   p = putInt32(target, p, message.body.length);
   const bodyAt = p;
-  p += message.body.copy(target, p);
+  // TypedArray#set copies without the view Buffer#copy allocates around its source.
+  target.set(message.body, p);
+  p += message.body.length;
   target[p++] = record.topicBytes.length;
   p = putBytes(target, p, record.topicBytes);
   const propertiesBytes = record.propertiesTextBytes + RECORD_CRC_PROPERTY_BYTES;

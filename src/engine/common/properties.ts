@@ -40,13 +40,21 @@ export function encodeProperties(properties: Properties): string {
 
 export function decodeProperties(text: string): Properties {
   const properties: Properties = {};
+  const length = text.length;
   let start = 0;
-  while (start < text.length) {
+  // The first name/value separator at or after `start`; kept while it lies beyond the current pair,
+  // so that the text is scanned once however many pairs lack one.
+  let split = -1;
+  while (start < length) {
     let end = text.indexOf(PROPERTY_SEPARATOR, start);
-    if (end < 0) end = text.length;
-    const pair = text.slice(start, end);
-    const split = pair.indexOf(NAME_VALUE_SEPARATOR);
-    if (split > 0) properties[pair.slice(0, split)] = pair.slice(split + 1);
+    if (end < 0) end = length;
+    if (split < start) {
+      split = text.indexOf(NAME_VALUE_SEPARATOR, start);
+      if (split < 0) split = length;
+    }
+    // Name and value are cut from the text directly (no string for the pair); a pair without a
+    // separator, or with an empty name, is skipped.
+    if (split > start && split < end) properties[text.slice(start, split)] = text.slice(split + 1, end);
     start = end + 1;
   }
   return properties;

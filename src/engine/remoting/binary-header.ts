@@ -41,19 +41,27 @@ const scratch = Buffer.allocUnsafe(SCRATCH_BYTES);
 /** Strings of one ASCII byte, the usual shape of SEND_MESSAGE_V2 field names ("a".."n"). */
 const ONE_BYTE_STRINGS: readonly string[] = Array.from({ length: 0x80 }, (_, code) => String.fromCharCode(code));
 
+/** Strings up to this length are tried as ASCII in a loop: cheaper than a call into Buffer#write. */
+const ASCII_LOOP_MAX_CHARS = 64;
+
+/** Writes an ASCII string's bytes at `at` and returns their count, or -1 (nothing usable) if it is not ASCII. */
+function writeScratchAscii(text: string, at: number): number {
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code >= 0x80) return -1;
+    scratch[at + i] = code;
+  }
+  return text.length;
+}
+
 /**
  * Writes a UTF-8 string into the scratch buffer at `at` and its length before it (int16 or int32);
  * returns the position after it, or -1 when the scratch buffer might be too small.
  */
 function writeScratchString(text: string, at: number, lengthBytes: 2 | 4): number {
   if (at + lengthBytes + 3 * text.length > SCRATCH_BYTES) return -1;
-  let bytes: number;
-  if (text.length === 1 && text.charCodeAt(0) < 0x80) {
-    scratch[at + lengthBytes] = text.charCodeAt(0);
-    bytes = 1;
-  } else {
-    bytes = text.length === 0 ? 0 : scratch.write(text, at + lengthBytes, 'utf8');
-  }
+  let bytes = text.length <= ASCII_LOOP_MAX_CHARS ? writeScratchAscii(text, at + lengthBytes) : -1;
+  if (bytes < 0) bytes = text.length === 0 ? 0 : scratch.write(text, at + lengthBytes, 'utf8');
   if (lengthBytes === 2) scratch.writeInt16BE(bytes, at);
   else scratch.writeInt32BE(bytes, at);
   return at + lengthBytes + bytes;
@@ -134,6 +142,12 @@ export function setExtField(fields: Record<string, string>, key: string, value: 
   }
 }
 
+/** Whether bytes[from, to) are all below 0x80 (then latin1 and UTF-8 decode them alike). */
+function isAscii(bytes: Buffer, from: number, to: number): boolean {
+  for (let i = from; i < to; i++) if ((bytes[i] as number) >= 0x80) return false;
+  return true;
+}
+
 function fail(detail: string): never {
   throw new FrameError(FrameErrorReason.InvalidBinaryHeader, detail);
 }
@@ -171,6 +185,10 @@ export function decodeBinaryHeader(bytes: Buffer): CommandHeader {
     fail(`extFields length ${extBytes} does not match the ${bytes.length - at} bytes left in the header`);
   }
   const end = at + extBytes;
+  // Header fields are ASCII in practice: then one latin1 string of the whole region gives every key
+  // and value as a slice (one call into Buffer#toString per header instead of one per field).
+  const ascii = isAscii(bytes, at, end) ? bytes.toString('latin1', at, end) : undefined;
+  const asciiStart = at;
   while (at < end) {
     if (end - at < 2) fail('extFields entry truncated before its key length');
     const keyBytes = bytes.readInt16BE(at);
@@ -180,12 +198,18 @@ export function decodeBinaryHeader(bytes: Buffer): CommandHeader {
     const key =
       keyBytes === 1 && firstByte < 0x80
         ? (ONE_BYTE_STRINGS[firstByte] as string)
-        : bytes.toString('utf8', at, at + keyBytes);
+        : ascii !== undefined
+          ? ascii.slice(at - asciiStart, at - asciiStart + keyBytes)
+          : bytes.toString('utf8', at, at + keyBytes);
     at += keyBytes;
     const valueBytes = bytes.readInt32BE(at);
     at += 4;
     if (valueBytes < 0 || valueBytes > end - at) fail(`extFields value length ${valueBytes} exceeds the header`);
-    setExtField(header.extFields, key, bytes.toString('utf8', at, at + valueBytes));
+    const value =
+      ascii !== undefined
+        ? ascii.slice(at - asciiStart, at - asciiStart + valueBytes)
+        : bytes.toString('utf8', at, at + valueBytes);
+    setExtField(header.extFields, key, value);
     at += valueBytes;
   }
   return header;

@@ -306,13 +306,17 @@ export class ConsumeQueue {
    */
   putUnit(unit: ConsumeQueueUnit): boolean {
     this.checkOpen();
-    invariant(Number.isSafeInteger(unit.queueOffset) && unit.queueOffset >= 0, `bad queueOffset ${unit.queueOffset}`);
-    invariant(
-      Number.isSafeInteger(unit.commitLogOffset) && unit.commitLogOffset >= 0,
-      `bad commitLogOffset ${unit.commitLogOffset}`,
-    );
-    invariant(Number.isInteger(unit.size) && unit.size > 0 && unit.size < FILLER_SIZE, `bad unit size ${unit.size}`);
-    invariant(Number.isSafeInteger(unit.tagsCode), `bad tagsCode ${unit.tagsCode}`);
+    // Runs per stored message: the messages are formatted only when a check fails.
+    if (!(Number.isSafeInteger(unit.queueOffset) && unit.queueOffset >= 0)) {
+      throw new InvariantError(`bad queueOffset ${unit.queueOffset}`);
+    }
+    if (!(Number.isSafeInteger(unit.commitLogOffset) && unit.commitLogOffset >= 0)) {
+      throw new InvariantError(`bad commitLogOffset ${unit.commitLogOffset}`);
+    }
+    if (!(Number.isInteger(unit.size) && unit.size > 0 && unit.size < FILLER_SIZE)) {
+      throw new InvariantError(`bad unit size ${unit.size}`);
+    }
+    if (!Number.isSafeInteger(unit.tagsCode)) throw new InvariantError(`bad tagsCode ${unit.tagsCode}`);
     const maxOffset = this.maxQueueOffset();
     if (unit.queueOffset < maxOffset) return false;
     if (unit.queueOffset > maxOffset) {
@@ -324,14 +328,20 @@ export class ConsumeQueue {
       this.writtenMaxOffset = unit.queueOffset;
     }
     const last = this.last;
-    invariant(
-      last === undefined || unit.commitLogOffset >= last.commitLogOffset + last.size,
-      `consume queue ${this.topic}/${this.queueId}: unit at commitLogOffset ${unit.commitLogOffset} ` +
-        `overlaps the previous record ending at ${last ? last.commitLogOffset + last.size : 0}`,
-    );
+    if (last !== undefined && unit.commitLogOffset < last.commitLogOffset + last.size) {
+      throw new InvariantError(
+        `consume queue ${this.topic}/${this.queueId}: unit at commitLogOffset ${unit.commitLogOffset} ` +
+          `overlaps the previous record ending at ${last.commitLogOffset + last.size}`,
+      );
+    }
     encodeUnit(this.pending, this.pendingCount * CQ_UNIT_BYTES, unit.commitLogOffset, unit.size, unit.tagsCode);
     this.pendingCount++;
-    this.last = { ...unit };
+    this.last = {
+      queueOffset: unit.queueOffset,
+      commitLogOffset: unit.commitLogOffset,
+      size: unit.size,
+      tagsCode: unit.tagsCode,
+    };
     if (this.pendingCount * CQ_UNIT_BYTES === this.pending.length) this.writePending();
     return true;
   }

@@ -26,7 +26,7 @@
  */
 import { closeSync, fdatasyncSync, ftruncateSync, openSync, readSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { basename } from 'node:path';
-import { invariant } from '../common/assert.js';
+import { InvariantError, invariant } from '../common/assert.js';
 import { ErrorCode, RbError } from '../common/errors.js';
 import { javaStringHashCode } from '../common/java-hash.js';
 import type { Logger } from '../common/logger.js';
@@ -70,6 +70,19 @@ export function indexFileBytes(geometry: IndexGeometry): number {
 /** IndexFile.indexKeyHashMethod: abs(hashCode), and 0 for Integer.MIN_VALUE whose abs stays negative. */
 export function indexKeyHash(indexKey: string): number {
   const hash = javaStringHashCode(indexKey);
+  return hash === -0x80000000 ? 0 : Math.abs(hash);
+}
+
+const HASH_SEPARATOR = '#'.charCodeAt(0);
+
+/**
+ * indexKeyHash of RocketMQ's index key `topic#key` (IndexService.buildKey), without building the
+ * key: a concatenated string would be flattened before hashing, for every key of every message.
+ */
+export function indexKeyHashOf(topic: string, key: string): number {
+  let hash = javaStringHashCode(topic);
+  hash = (Math.imul(31, hash) + HASH_SEPARATOR) | 0;
+  for (let i = 0; i < key.length; i++) hash = (Math.imul(31, hash) + key.charCodeAt(i)) | 0;
   return hash === -0x80000000 ? 0 : Math.abs(hash);
 }
 
@@ -297,7 +310,7 @@ export class IndexFile {
   /** IndexFile.putKey. False when the file is full. */
   put(keyHash: number, phyOffset: number, storeTimestampMs: number): boolean {
     const slots = this.slots;
-    invariant(slots !== undefined, `index file ${this.path} is not active`);
+    if (slots === undefined) throw new InvariantError(`index file ${this.path} is not active`);
     if (this.isFull()) return false;
     const slot = keyHash % this.slotsPerFile;
     let slotValue = slots.readInt32BE(slot * INDEX_SLOT_BYTES);

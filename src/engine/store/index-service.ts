@@ -11,11 +11,11 @@
 import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
-import { invariant } from '../common/assert.js';
+import { InvariantError, invariant } from '../common/assert.js';
 import { ErrorCode, RbError } from '../common/errors.js';
 import { createLogger } from '../common/logger.js';
 import { fsyncDirectory } from '../common/atomic-file.js';
-import { IndexFile, indexKeyHash, type IndexGeometry } from './index-file.js';
+import { IndexFile, indexKeyHashOf, type IndexGeometry } from './index-file.js';
 
 const log = createLogger('index-service');
 
@@ -48,11 +48,6 @@ function compareNames(a: string, b: string): number {
   const x = BigInt(a);
   const y = BigInt(b);
   return x < y ? -1 : x > y ? 1 : 0;
-}
-
-/** RocketMQ IndexService.buildKey. */
-function indexKeyOf(topic: string, key: string): string {
-  return `${topic}#${key}`;
 }
 
 /**
@@ -119,13 +114,18 @@ export class IndexService {
    */
   put(topic: string, key: string, commitLogOffset: number, storeTimestampMs: number): void {
     if (this.closed) throw new RbError(ErrorCode.StoreClosed, `index ${this.dir} is closed`);
-    invariant(Number.isSafeInteger(commitLogOffset) && commitLogOffset >= 0, `bad commitLogOffset ${commitLogOffset}`);
-    invariant(Number.isSafeInteger(storeTimestampMs) && storeTimestampMs >= 0, `bad timestamp ${storeTimestampMs}`);
+    // Runs per key of every stored message: the messages are formatted only when a check fails.
+    if (!(Number.isSafeInteger(commitLogOffset) && commitLogOffset >= 0)) {
+      throw new InvariantError(`bad commitLogOffset ${commitLogOffset}`);
+    }
+    if (!(Number.isSafeInteger(storeTimestampMs) && storeTimestampMs >= 0)) {
+      throw new InvariantError(`bad timestamp ${storeTimestampMs}`);
+    }
     if (commitLogOffset < this.maxIndexedOffset) return;
     let file = this.files.at(-1);
     if (file === undefined || file.isFull()) file = this.rotate();
-    const added = file.put(indexKeyHash(indexKeyOf(topic, key)), commitLogOffset, storeTimestampMs);
-    invariant(added, `index file ${file.path} refused a key though not full`);
+    const added = file.put(indexKeyHashOf(topic, key), commitLogOffset, storeTimestampMs);
+    if (!added) throw new InvariantError(`index file ${file.path} refused a key though not full`);
     this.maxIndexedOffset = commitLogOffset;
   }
 
@@ -137,7 +137,7 @@ export class IndexService {
   query(topic: string, key: string, maxCount: number, beginMs: number, endMs: number): number[] {
     const found: number[] = [];
     if (!(maxCount > 0) || endMs < beginMs) return found;
-    const keyHash = indexKeyHash(indexKeyOf(topic, key));
+    const keyHash = indexKeyHashOf(topic, key);
     const seen = new Set<number>();
     for (let i = this.files.length - 1; i >= 0 && found.length < maxCount; i--) {
       const file = this.files[i]!;

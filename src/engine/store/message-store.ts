@@ -87,7 +87,14 @@ const TIMESTAMP_PREFIX_BYTES = 80;
 /** Largest queue id a ConsumeQueue directory accepts. */
 const MAX_QUEUE_ID = 999_999_999;
 const TOPIC_CACHE_LIMIT = 10_000;
-const HEX_DIGITS = Buffer.from('0123456789ABCDEF', 'latin1');
+/** Two upper-case hex digits for each byte value. */
+const HEX_PAIRS: readonly string[] = Array.from({ length: 256 }, (_, value) =>
+  value.toString(16).toUpperCase().padStart(2, '0'),
+);
+
+function hexPair(byte: number): string {
+  return HEX_PAIRS[byte] ?? '00';
+}
 
 type StoreState = 'new' | 'running' | 'closing' | 'closed';
 
@@ -135,7 +142,11 @@ export class DefaultMessageStore implements MessageStore {
   private readonly diskUsage: DiskUsageProbe;
   private readonly storeHostIsV6: boolean;
   /** An offset message id: the store host's hex prefix, then 16 hex digits rewritten per id. */
-  private readonly msgIdScratch: Buffer;
+  /** createOffsetMessageId's store host part, the same for every id of this store. */
+  private readonly msgIdHostPrefix: string;
+  /** The high half of the offset msgIdHighPrefix ends with (-1: none yet). */
+  private msgIdHigh = -1;
+  private msgIdHighPrefix = '';
   private readonly commitLog: CommitLog;
   private readonly flushService: FlushService<PendingPut>;
   private readonly queueTable: ConsumeQueueTable;
@@ -175,8 +186,7 @@ export class DefaultMessageStore implements MessageStore {
     this.io = options.fileIo ?? nodeFileIo;
     this.diskUsage = options.diskUsage ?? statfsDiskUsage;
     this.storeHostIsV6 = isIPv6Host(config.storeHost.host);
-    const msgIdPrefix = createOffsetMessageId(config.storeHost, 0).slice(0, -16);
-    this.msgIdScratch = Buffer.from(msgIdPrefix + '0'.repeat(16), 'latin1');
+    this.msgIdHostPrefix = createOffsetMessageId(config.storeHost, 0).slice(0, -16);
     this.commitLog = new CommitLog({
       dir: join(config.storePath, 'commitlog'),
       segmentBytes: config.commitLogSegmentBytes,
@@ -407,16 +417,26 @@ export class DefaultMessageStore implements MessageStore {
     return result;
   }
 
-  /** The offset message id, built in a scratch buffer: one string allocation per id. */
+  /**
+   * The offset message id (createOffsetMessageId): the store host's hex and the offset's 16
+   * upper-case hex digits. The host and the offset's high half (which changes every 4 GiB) are
+   * cached; the low half is four table lookups. Every stored message needs one, and concatenation
+   * costs less than a Buffer#toString call.
+   */
   private msgIdOf(commitLogOffset: number): string {
-    const text = this.msgIdScratch;
-    let at = text.length;
-    // 16 upper-case hex digits of the 64-bit offset, low half then high half (offsets stay below 2^53).
-    for (let low = commitLogOffset % 4294967296, i = 0; i < 8; i++, low >>>= 4) text[--at] = HEX_DIGITS[low & 15] ?? 0;
-    for (let high = Math.floor(commitLogOffset / 4294967296), i = 0; i < 8; i++, high >>>= 4) {
-      text[--at] = HEX_DIGITS[high & 15] ?? 0;
+    const high = Math.floor(commitLogOffset / 4294967296);
+    if (high !== this.msgIdHigh) {
+      this.msgIdHigh = high;
+      this.msgIdHighPrefix = this.msgIdHostPrefix + high.toString(16).toUpperCase().padStart(8, '0');
     }
-    return text.toString('latin1');
+    const low = commitLogOffset % 4294967296;
+    return (
+      this.msgIdHighPrefix +
+      hexPair(low >>> 24) +
+      hexPair((low >>> 16) & 255) +
+      hexPair((low >>> 8) & 255) +
+      hexPair(low & 255)
+    );
   }
 
   /** Checks a message and encodes its variable parts; throws RbError for a message that cannot be stored. */

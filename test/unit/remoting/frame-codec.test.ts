@@ -110,6 +110,22 @@ describe('remoting frame codec', () => {
     });
   });
 
+  it('round-trips binary headers whose fields are ASCII, non-ASCII or long, and decodes invalid UTF-8 as Buffer does', () => {
+    const headers: Array<Record<string, string>> = [
+      { a: 'producer', topic: 'TopicTest', i: 'TAGS\u0001x\u0002UNIQ_KEY\u0001ABC\u0002' },
+      { a: 'caf\u00e9', 'cl\u00e9': 'v', b: '\u4e2d\u6587 \ud83d\ude00', ascii: 'after' },
+      { long: 'x'.repeat(65), longer: '\u00e9'.repeat(70), empty: '' },
+    ];
+    for (const extFields of headers) {
+      const command: RemotingCommand = { ...createRequest(10, extFields), serializeType: SerializeType.RocketMq };
+      assert.deepEqual(decodeFrame(encodeCommand(command)).extFields, extFields);
+    }
+    // A value byte that is not UTF-8 decodes to U+FFFD, as Buffer#toString('utf8') makes it.
+    const frame = encodeCommand({ ...createRequest(10, { k: 'abc' }), serializeType: SerializeType.RocketMq });
+    frame[frame.length - 2] = 0xe9;
+    assert.equal(decodeFrame(frame).extFields['k'], 'a\ufffdc');
+  });
+
   it('round-trips a binary header too large for the encoder scratch buffer', () => {
     const extFields: Record<string, string> = { big: 'x\u00e9'.repeat(40_000), a: 'b', '\u4e2d': '' };
     const header = { code: 320, language: 'JAVA', version: 433, opaque: 9, flag: 0, remark: 'r', extFields };

@@ -9,6 +9,7 @@ import {
   INDEX_SLOT_BYTES,
   indexFileBytes,
   indexKeyHash,
+  indexKeyHashOf,
 } from '../../../src/engine/store/index-file.js';
 import { IndexService } from '../../../src/engine/store/index-service.js';
 import { makeTempDir } from '../../helpers/temp-dir.js';
@@ -60,6 +61,18 @@ describe('IndexService', () => {
     assert.deepEqual(index.query('orders', 'missing', 100, ...ALL_TIME), []);
     assert.equal(index.maxIndexedCommitLogOffset(), 11_000);
     index.close();
+  });
+
+  it('hashes topic and key as RocketMQ hashes the key "topic#key"', () => {
+    for (const [topic, key] of [
+      ['orders', 'Aa'],
+      ['orders', ''],
+      ['%RETRY%group', '7F00000100002A9F0000000000000001'],
+      ['t\u00e9pic', 'cl\u00e9 \ud83d\ude00'],
+      ['a'.repeat(127), 'k'.repeat(200)],
+    ] as const) {
+      assert.equal(indexKeyHashOf(topic, key), indexKeyHash(`${topic}#${key}`));
+    }
   });
 
   it('returns every candidate of keys that share a hash code, and filters other keys of the slot', () => {
