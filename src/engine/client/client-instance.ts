@@ -318,6 +318,11 @@ export class ClientInstance {
    * The cached route of a topic, fetched when missing or when `refresh` is set. Concurrent callers
    * share one request. Undefined when the topic does not exist.
    */
+  /** The cached route of a topic, without fetching (the producer's send path, which must not await). */
+  cachedRoute(topic: string): TopicRouteData | undefined {
+    return this.routes.get(topic);
+  }
+
   async routeOf(topic: string, refresh = false): Promise<TopicRouteData | undefined> {
     const cached = this.routes.get(topic);
     if (cached !== undefined && !refresh) return cached;

@@ -9,9 +9,16 @@ import { deflateSync } from 'node:zlib';
 import { ErrorCode, isRbError, RbError } from '../common/errors.js';
 import { createLogger } from '../common/logger.js';
 import { MessageSysFlag, type Message } from '../common/message.js';
-import { encodeProperties, KEY_SEPARATOR, MessageProperty, type Properties } from '../common/properties.js';
+import {
+  encodeProperties,
+  KEY_SEPARATOR,
+  MessageProperty,
+  NAME_VALUE_SEPARATOR,
+  PROPERTY_SEPARATOR,
+  type Properties,
+} from '../common/properties.js';
 import { AUTO_CREATE_TOPIC_KEY_TOPIC, validateTopicName } from '../common/topic.js';
-import { RequestCode, ResponseCode } from '../remoting/codes.js';
+import { RequestCode, ResponseCode, SerializeType } from '../remoting/codes.js';
 import { createRequest, markOneway, type RemotingCommand } from '../remoting/command.js';
 import { remoteError } from './broker-api.js';
 import { ClientInstance, clientInstanceOptionsOf } from './client-instance.js';
@@ -166,11 +173,74 @@ interface PreparedSend {
   topic: string;
   body: Buffer;
   properties: string;
-  sysFlag: number;
-  flag: number;
+  /** sysFlag and flag as header text, converted once rather than on every attempt. */
+  sysFlag: string;
+  flag: string;
   batch: boolean;
-  uniqueIds: string[];
+  /** The producer's unique id(s): the result's msgId, comma-joined for a batch. */
+  msgId: string;
 }
+
+const PROPERTY_END = PROPERTY_SEPARATOR;
+const TAGS_PREFIX = MessageProperty.Tags + NAME_VALUE_SEPARATOR;
+const KEYS_PREFIX = MessageProperty.Keys + NAME_VALUE_SEPARATOR;
+const UNIQUE_ID_PREFIX = MessageProperty.UniqueClientMessageId + NAME_VALUE_SEPARATOR;
+/** WAIT=true, what every send asks for unless the message says otherwise. */
+const WAIT_TRUE = MessageProperty.WaitStoreMsgOk + NAME_VALUE_SEPARATOR + 'true' + PROPERTY_SEPARATOR;
+
+/** A message's wire properties and the unique id they carry. */
+interface EncodedProperties {
+  text: string;
+  uniqueId: string;
+}
+
+/**
+ * The properties text of a message as it goes on the wire: its own properties, TAGS and KEYS from
+ * the message fields (overriding same-named properties in place), UNIQ_KEY and WAIT unless given.
+ * The same text encodeProperties would write for that merged object, built without copying the
+ * properties into a new object first (that copy was a large part of the client's cost per send).
+ */
+export function encodeSendProperties(message: Message): EncodedProperties {
+  const tags = message.tags !== undefined && message.tags.length > 0 ? message.tags : undefined;
+  const keys = message.keys !== undefined && message.keys.length > 0 ? message.keys.join(KEY_SEPARATOR) : undefined;
+  const own = message.properties;
+  let text = '';
+  let uniqueId: string | undefined;
+  let hasTags = false;
+  let hasKeys = false;
+  let hasWait = false;
+  if (own !== undefined) {
+    for (const name in own) {
+      if (!Object.hasOwn(own, name)) continue;
+      let value = own[name];
+      if (name === MessageProperty.Tags) {
+        hasTags = true;
+        if (tags !== undefined) value = tags;
+      } else if (name === MessageProperty.Keys) {
+        hasKeys = true;
+        if (keys !== undefined) value = keys;
+      } else if (name === MessageProperty.UniqueClientMessageId) {
+        value ??= createUniqueMessageId();
+        uniqueId = value;
+      } else if (name === MessageProperty.WaitStoreMsgOk) {
+        hasWait = true;
+        value ??= 'true';
+      }
+      text += name + NAME_VALUE_SEPARATOR + value + PROPERTY_SEPARATOR;
+    }
+  }
+  if (tags !== undefined && !hasTags) text += TAGS_PREFIX + tags + PROPERTY_END;
+  if (keys !== undefined && !hasKeys) text += KEYS_PREFIX + keys + PROPERTY_END;
+  if (uniqueId === undefined) {
+    uniqueId = createUniqueMessageId();
+    text += UNIQUE_ID_PREFIX + uniqueId + PROPERTY_END;
+  }
+  if (!hasWait) text += WAIT_TRUE;
+  return { text, uniqueId };
+}
+
+/** The properties text of a batch request's own header (the messages carry theirs in the body). */
+const BATCH_HEADER_PROPERTIES = encodeProperties({ [MessageProperty.WaitStoreMsgOk]: 'true' });
 
 /**
  * A batch body (MessageDecoder.encodeMessages): per message totalSize 4, magic 4 (0), bodyCRC 4 (0),
@@ -197,6 +267,13 @@ export function encodeBatch(messages: readonly { body: Buffer; flag: number; pro
   return batch;
 }
 
+/** Queue ids as header text, for the usual small ids without a conversion per send. */
+const QUEUE_ID_TEXTS: readonly string[] = Array.from({ length: 256 }, (_, id) => String(id));
+
+function queueIdText(queueId: number): string {
+  return QUEUE_ID_TEXTS[queueId] ?? String(queueId);
+}
+
 /** Sends messages to topics through the brokers the NameServer names. */
 export class Producer {
   readonly group: string;
@@ -205,11 +282,14 @@ export class Producer {
   private readonly retryTimes: number;
   private readonly compressOverBytes: number | undefined;
   private readonly defaultTopicQueueNums: number;
+  private readonly defaultTopicQueueNumsText: string;
   private readonly maxMessageBytes: number;
   /** Topics that exist only through the TBW102 template until the broker creates them. */
   private readonly autoCreateTopics = new Set<string>();
   /** When each auto-created topic's route was last dropped, so the NameServer is not asked on every send. */
   private readonly routeDroppedAtMs = new Map<string, number>();
+  /** The TBW102 route capped at defaultTopicQueueNums, by the template route it was made from. */
+  private readonly templateRoutes = new WeakMap<TopicRouteData, TopicRouteData>();
   private roundRobin = Math.floor(Math.random() * 1024);
   private running = false;
   /** Addresses to avoid; undefined when sendLatencyFaultEnable is off. */
@@ -222,6 +302,7 @@ export class Producer {
     this.retryTimes = options.retryTimesWhenSendFailed ?? 2;
     this.compressOverBytes = options.compressOverBytes;
     this.defaultTopicQueueNums = options.defaultTopicQueueNums ?? 4;
+    this.defaultTopicQueueNumsText = String(this.defaultTopicQueueNums);
     this.maxMessageBytes = options.maxMessageBytes ?? 4 * 1024 * 1024;
     if (options.sendLatencyFaultEnable ?? true) {
       const faultOptions: LatencyFaultOptions = {};
@@ -253,9 +334,16 @@ export class Producer {
   }
 
   /** Sends one message and waits for the broker's answer; retries on another broker on failure. */
-  async send(message: Message, options: SendOptions = {}): Promise<SendResult> {
-    this.checkRunning();
-    const prepared = this.prepare([applyDelay(message, options)], false);
+  send(message: Message, options: SendOptions = {}): Promise<SendResult> {
+    // Not an async function: returning sendWithRetry's promise from one would add promise hops to
+    // every send. Failures before the request leaves still reject rather than throw.
+    let prepared: PreparedSend;
+    try {
+      this.checkRunning();
+      prepared = this.prepare([applyDelay(message, options)], false);
+    } catch (err) {
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+    }
     return this.sendWithRetry(prepared, message, options, this.retryTimes);
   }
 
@@ -302,14 +390,19 @@ export class Producer {
   }
 
   /** Sends messages of one topic as one SEND_BATCH_MESSAGE; they land in one queue, in order. */
-  async sendBatch(messages: readonly Message[], options: SendOptions = {}): Promise<SendResult> {
-    this.checkRunning();
-    if (messages.length === 0) throw new RbError(ErrorCode.MessageIllegal, 'a batch needs at least one message');
-    const topic = messages[0]?.topic;
-    if (messages.some((message) => message.topic !== topic)) {
-      throw new RbError(ErrorCode.MessageIllegal, 'every message of a batch must have the same topic');
+  sendBatch(messages: readonly Message[], options: SendOptions = {}): Promise<SendResult> {
+    let prepared: PreparedSend;
+    try {
+      this.checkRunning();
+      if (messages.length === 0) throw new RbError(ErrorCode.MessageIllegal, 'a batch needs at least one message');
+      const topic = messages[0]?.topic;
+      if (messages.some((message) => message.topic !== topic)) {
+        throw new RbError(ErrorCode.MessageIllegal, 'every message of a batch must have the same topic');
+      }
+      prepared = this.prepare(messages, true);
+    } catch (err) {
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
     }
-    const prepared = this.prepare(messages, true);
     return this.sendWithRetry(prepared, messages[0] as Message, options, this.retryTimes);
   }
 
@@ -323,78 +416,90 @@ export class Producer {
     if (!this.running) throw new RbError(ErrorCode.ClientState, 'producer is not started');
   }
 
-  private messageProperties(message: Message): Properties {
-    const properties: Properties = { ...message.properties };
-    if (message.tags !== undefined && message.tags.length > 0) properties[MessageProperty.Tags] = message.tags;
-    if (message.keys !== undefined && message.keys.length > 0) {
-      properties[MessageProperty.Keys] = message.keys.join(KEY_SEPARATOR);
+  /** Validated topic names, so the pattern is not run on every send (bounded: cleared when full). */
+  private readonly validTopics = new Set<string>();
+
+  private validateTopic(topic: string): void {
+    if (this.validTopics.has(topic)) return;
+    validateTopicName(topic);
+    if (this.validTopics.size >= 1024) this.validTopics.clear();
+    this.validTopics.add(topic);
+  }
+
+  private checkBody(body: Buffer): void {
+    if (body.length === 0) throw new RbError(ErrorCode.MessageIllegal, 'message body is empty');
+    if (body.length > this.maxMessageBytes) {
+      throw new RbError(ErrorCode.MessageTooLarge, `body of ${body.length} bytes exceeds ${this.maxMessageBytes}`);
     }
-    properties[MessageProperty.UniqueClientMessageId] ??= createUniqueMessageId();
-    properties[MessageProperty.WaitStoreMsgOk] ??= 'true';
-    return properties;
   }
 
   private prepare(messages: readonly Message[], batch: boolean): PreparedSend {
     const first = messages[0] as Message;
-    validateTopicName(first.topic);
-    const encoded = messages.map((message) => {
-      if (message.body.length === 0) throw new RbError(ErrorCode.MessageIllegal, 'message body is empty');
-      if (message.body.length > this.maxMessageBytes) {
-        throw new RbError(
-          ErrorCode.MessageTooLarge,
-          `body of ${message.body.length} bytes exceeds ${this.maxMessageBytes}`,
-        );
-      }
-      const properties = this.messageProperties(message);
-      return { properties, text: encodeProperties(properties), flag: message.flag ?? 0 };
-    });
-    const uniqueIds = encoded.map((each) => each.properties[MessageProperty.UniqueClientMessageId] as string);
-    if (batch) {
-      const body = encodeBatch(
-        messages.map((message, i) => ({
-          body: message.body,
-          flag: message.flag ?? 0,
-          properties: encoded[i]?.text ?? '',
-        })),
-      );
-      if (body.length > this.maxMessageBytes) {
-        throw new RbError(ErrorCode.MessageTooLarge, `batch of ${body.length} bytes exceeds ${this.maxMessageBytes}`);
-      }
-      const properties = encodeProperties({ [MessageProperty.WaitStoreMsgOk]: 'true' });
-      return { topic: first.topic, body, properties, sysFlag: 0, flag: 0, batch, uniqueIds };
-    }
+    this.validateTopic(first.topic);
+    if (batch) return this.prepareBatch(first.topic, messages);
+    this.checkBody(first.body);
+    const { text, uniqueId } = encodeSendProperties(first);
     let body = first.body;
     let sysFlag = 0;
     // A half message of a transaction (DefaultMQProducerImpl.sendKernelImpl).
-    if (encoded[0]?.properties[MessageProperty.TransactionPrepared] === 'true') {
+    if (first.properties?.[MessageProperty.TransactionPrepared] === 'true') {
       sysFlag |= MessageSysFlag.TransactionPreparedType;
     }
     if (this.compressOverBytes !== undefined && body.length > this.compressOverBytes) {
       body = deflateSync(body);
       sysFlag |= MessageSysFlag.Compressed;
     }
-    const only = encoded[0];
-    return { topic: first.topic, body, properties: only?.text ?? '', sysFlag, flag: only?.flag ?? 0, batch, uniqueIds };
+    return {
+      topic: first.topic,
+      body,
+      properties: text,
+      sysFlag: String(sysFlag),
+      flag: String(first.flag ?? 0),
+      batch,
+      msgId: uniqueId,
+    };
   }
 
-  private buildRequest(prepared: PreparedSend, queue: MessageQueue): RemotingCommand {
+  private prepareBatch(topic: string, messages: readonly Message[]): PreparedSend {
+    const entries = new Array<{ body: Buffer; flag: number; properties: string }>(messages.length);
+    let msgId = '';
+    for (let i = 0; i < messages.length; i++) {
+      const message = messages[i] as Message;
+      this.checkBody(message.body);
+      const { text, uniqueId } = encodeSendProperties(message);
+      entries[i] = { body: message.body, flag: message.flag ?? 0, properties: text };
+      msgId = i === 0 ? uniqueId : msgId + ',' + uniqueId;
+    }
+    const body = encodeBatch(entries);
+    if (body.length > this.maxMessageBytes) {
+      throw new RbError(ErrorCode.MessageTooLarge, `batch of ${body.length} bytes exceeds ${this.maxMessageBytes}`);
+    }
+    return { topic, body, properties: BATCH_HEADER_PROPERTIES, sysFlag: '0', flag: '0', batch: true, msgId };
+  }
+
+  private buildRequest(prepared: PreparedSend, queue: MessageQueue, bornMs = Date.now()): RemotingCommand {
     const fields: Record<string, string> = {
       a: this.group,
       b: prepared.topic,
       c: AUTO_CREATE_TOPIC_KEY_TOPIC,
-      d: String(this.defaultTopicQueueNums),
-      e: String(queue.queueId),
-      f: String(prepared.sysFlag),
-      g: String(Date.now()),
-      h: String(prepared.flag),
+      d: this.defaultTopicQueueNumsText,
+      e: queueIdText(queue.queueId),
+      f: prepared.sysFlag,
+      g: String(bornMs),
+      h: prepared.flag,
       i: prepared.properties,
       j: '0',
       k: 'false',
-      m: String(prepared.batch),
+      m: prepared.batch ? 'true' : 'false',
       n: queue.brokerName,
     };
     const code = prepared.batch ? RequestCode.SendBatchMessage : RequestCode.SendMessageV2;
-    return createRequest(code, fields, prepared.body);
+    const request = createRequest(code, fields, prepared.body);
+    // The binary (ROCKETMQ) header, as RocketMQ clients may send: cheaper than JSON to write here
+    // and to read at the broker (no escaping of the properties' \u0001/\u0002 separators, no
+    // JSON.parse), and the broker answers in the same type, which is cheaper for us to read too.
+    request.serializeType = SerializeType.RocketMq;
+    return request;
   }
 
   /** The route to publish with: the topic's own, or TBW102's when the topic does not exist yet. */
@@ -413,15 +518,35 @@ export class Producer {
       );
     }
     this.autoCreateTopics.add(topic);
-    // The template's queues, capped at defaultTopicQueueNums per broker (TopicRouteData from default topic).
-    return {
-      ...route,
-      queueDatas: route.queueDatas.map((data) => ({
-        ...data,
-        readQueueNums: Math.min(data.readQueueNums, this.defaultTopicQueueNums),
-        writeQueueNums: Math.min(data.writeQueueNums, this.defaultTopicQueueNums),
-      })),
-    };
+    // The template's queues, capped at defaultTopicQueueNums per broker (TopicRouteData from default
+    // topic); one derived route per template route, so its write queues are computed once, not per send.
+    let derived = this.templateRoutes.get(route);
+    if (derived === undefined) {
+      derived = {
+        ...route,
+        queueDatas: route.queueDatas.map((data) => ({
+          ...data,
+          readQueueNums: Math.min(data.readQueueNums, this.defaultTopicQueueNums),
+          writeQueueNums: Math.min(data.writeQueueNums, this.defaultTopicQueueNums),
+        })),
+      };
+      this.templateRoutes.set(route, derived);
+    }
+    return derived;
+  }
+
+  /**
+   * The topic's own cached route when it has write queues (what publishRoute would answer without
+   * asking anyone), else undefined: lets a send pick its queue without awaiting anything.
+   */
+  private cachedPublishRoute(topic: string): TopicRouteData | undefined {
+    const route = this.instance.cachedRoute(topic);
+    if (route === undefined || cachedWriteQueuesOf(topic, route).length === 0) return undefined;
+    if (this.autoCreateTopics.size > 0) {
+      this.autoCreateTopics.delete(topic);
+      this.routeDroppedAtMs.delete(topic);
+    }
+    return route;
   }
 
   private async pickQueue(
@@ -431,7 +556,16 @@ export class Producer {
     avoidBroker: string | undefined,
     refresh = false,
   ): Promise<{ queue: MessageQueue; address: string; route: TopicRouteData }> {
-    const route = await this.publishRoute(topic, refresh);
+    return this.pickQueueFrom(await this.publishRoute(topic, refresh), topic, message, options, avoidBroker);
+  }
+
+  private pickQueueFrom(
+    route: TopicRouteData,
+    topic: string,
+    message: Message,
+    options: SendOptions,
+    avoidBroker: string | undefined,
+  ): { queue: MessageQueue; address: string; route: TopicRouteData } {
     // A route caught mid-failover (a broker without master, or a master that does not answer) is
     // fetched again, once a second, until it is whole: the new master is used as soon as it is
     // registered, not at the next periodic refresh. Not awaited: this send uses the route it has.
@@ -521,11 +655,20 @@ export class Producer {
       let address: string | undefined;
       let startedMs = 0;
       try {
-        const picked = await this.pickQueue(prepared.topic, message, options, lastBroker, refresh);
+        // With the route cached (the usual case) the queue is picked without an await.
+        const cached = refresh ? undefined : this.cachedPublishRoute(prepared.topic);
+        const picked =
+          cached !== undefined
+            ? this.pickQueueFrom(cached, prepared.topic, message, options, lastBroker)
+            : await this.pickQueue(prepared.topic, message, options, lastBroker, refresh);
         queue = picked.queue;
         address = picked.address;
         startedMs = Date.now();
-        const response = await this.instance.invoke(address, this.buildRequest(prepared, queue), this.sendTimeoutMs);
+        const response = await this.instance.invoke(
+          address,
+          this.buildRequest(prepared, queue, startedMs),
+          this.sendTimeoutMs,
+        );
         // A refusal counts by its latency, like an answer: the broker is there (RocketMQ does the same).
         this.faults?.update(address, Date.now() - startedMs, false);
         return this.toSendResult(prepared, queue, response);
@@ -563,7 +706,7 @@ export class Producer {
     }
     const result: SendResult = {
       status,
-      msgId: prepared.uniqueIds.join(','),
+      msgId: prepared.msgId,
       offsetMsgId: response.extFields['msgId'] ?? '',
       messageQueue: { topic: prepared.topic, brokerName: queue.brokerName, queueId },
       queueOffset: Number(response.extFields['queueOffset'] ?? -1),

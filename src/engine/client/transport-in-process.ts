@@ -36,11 +36,35 @@ export class InProcessNetwork {
 
 let nextChannelNumber = 1;
 
-/** Copies a command so neither side can change what the other holds (no bytes are encoded). */
-function copyCommand(command: RemotingCommand, oneway = false): RemotingCommand {
-  const copy: RemotingCommand = { ...command, extFields: { ...command.extFields } };
-  if (command.body !== undefined) copy.body = Buffer.from(command.body);
+/**
+ * Copies a command so neither side can change what the other holds (no bytes are encoded). With
+ * `shareBody` the body itself is handed over, not copied: see InProcessChannel's `shareRequestBodies`.
+ */
+function copyCommand(command: RemotingCommand, shareBody: boolean, oneway = false): RemotingCommand {
+  const copy: RemotingCommand = {
+    code: command.code,
+    language: command.language,
+    version: command.version,
+    opaque: command.opaque,
+    flag: command.flag,
+    extFields: { ...command.extFields },
+    serializeType: command.serializeType,
+  };
+  if (command.remark !== undefined) copy.remark = command.remark;
+  if (command.body !== undefined) copy.body = shareBody ? command.body : Buffer.from(command.body);
   return oneway ? markOneway(copy) : copy;
+}
+
+/** A request waiting for its response. */
+interface PendingInvoke {
+  resolve: (response: RemotingCommand) => void;
+  reject: (err: Error) => void;
+  code: number;
+  timeoutMs: number;
+  /** performance.now() time at which the request times out. */
+  deadlineMs: number;
+  /** The requests in flight with the same timeoutMs, this one among them. */
+  sameTimeout: Map<number, PendingInvoke>;
 }
 
 /** One end of an in-process link; `deliver` runs a request at the other end's registry. */
@@ -48,12 +72,30 @@ class InProcessChannel implements RemotingChannel {
   readonly id: string;
   private isClosed = false;
   private readonly closeListeners: (() => void)[] = [];
-  /** Requests waiting for their response; each rejects when the channel closes. */
-  private readonly pending = new Set<() => void>();
+  /** Requests waiting for their response, by a number of this channel's own. */
+  private readonly pending = new Map<number, PendingInvoke>();
+  private nextRequestNumber = 1;
+  /**
+   * Requests in flight grouped by timeoutMs: within a group insertion order is deadline order, so
+   * one timer armed for the earliest deadline covers them all (as TcpChannel does), instead of a
+   * timer set and cleared for every request.
+   */
+  private readonly pendingByTimeout = new Map<number, Map<number, PendingInvoke>>();
+  private timeoutTimer: NodeJS.Timeout | undefined;
+  private timeoutTimerDueMs = Infinity;
 
+  /**
+   * `shareRequestBodies`: request bodies go to the other end as they are, which is what TCP does
+   * with the bytes the caller hands over (the socket writes the caller's buffer). The client's
+   * end does this: what a client sends is its own message data, and the broker reads a request
+   * body and stores a copy of it, never writing to it. Responses, and the server's requests to a
+   * client, are still copied: their bodies may be views into the store's buffers, which a client
+   * (or a user's handler given a message body) must not be able to change.
+   */
   constructor(
     readonly remoteAddress: string,
     private readonly deliver: (request: RemotingCommand) => Promise<RemotingCommand | undefined>,
+    private readonly shareRequestBodies: boolean,
   ) {
     this.id = `inproc-${nextChannelNumber++}`;
   }
@@ -67,38 +109,85 @@ class InProcessChannel implements RemotingChannel {
       return Promise.reject(new RbError(ErrorCode.ConnectionClosed, `in-process channel ${this.id} is closed`));
     }
     return new Promise<RemotingCommand>((resolve, reject) => {
-      const settle = (err: Error | undefined, response?: RemotingCommand): void => {
-        if (!this.pending.delete(onClose)) return;
-        clearTimeout(timer);
-        if (err !== undefined) reject(err);
-        else resolve(response as RemotingCommand);
-      };
-      const onClose = (): void =>
-        settle(
-          new RbError(
-            ErrorCode.ConnectionClosed,
-            `in-process channel ${this.id} closed with request ${request.code} in flight`,
-          ),
-        );
-      const timer = setTimeout(
-        () => settle(new RbError(ErrorCode.RequestTimeout, `request ${request.code} timed out after ${timeoutMs} ms`)),
-        timeoutMs,
-      );
-      this.pending.add(onClose);
-      this.deliver(copyCommand(request)).then(
+      const number = this.nextRequestNumber++;
+      let sameTimeout = this.pendingByTimeout.get(timeoutMs);
+      if (sameTimeout === undefined) {
+        sameTimeout = new Map();
+        this.pendingByTimeout.set(timeoutMs, sameTimeout);
+      }
+      const deadlineMs = performance.now() + timeoutMs;
+      const waiting: PendingInvoke = { resolve, reject, code: request.code, timeoutMs, deadlineMs, sameTimeout };
+      this.pending.set(number, waiting);
+      sameTimeout.set(number, waiting);
+      if (deadlineMs < this.timeoutTimerDueMs) this.armTimeoutTimer(deadlineMs);
+      this.deliver(copyCommand(request, this.shareRequestBodies)).then(
         (response) => {
-          if (response === undefined)
-            settle(new RbError(ErrorCode.RemoteError, `request ${request.code} got no response`));
-          else settle(undefined, copyCommand(response));
+          // Settled already when it timed out or the channel closed.
+          if (!this.forget(number)) return;
+          if (response === undefined) {
+            reject(new RbError(ErrorCode.RemoteError, `request ${request.code} got no response`));
+          } else {
+            resolve(copyCommand(response, false));
+          }
         },
-        (err: unknown) => settle(err instanceof Error ? err : new Error(String(err))),
+        (err: unknown) => {
+          if (this.forget(number)) reject(err instanceof Error ? err : new Error(String(err)));
+        },
       );
     });
   }
 
+  /** Drops a request from the in-flight tables; false when it was not there (settled already). */
+  private forget(number: number): boolean {
+    const waiting = this.pending.get(number);
+    if (waiting === undefined) return false;
+    this.pending.delete(number);
+    const group = waiting.sameTimeout;
+    group.delete(number);
+    if (group.size === 0 && this.pendingByTimeout.get(waiting.timeoutMs) === group) {
+      this.pendingByTimeout.delete(waiting.timeoutMs);
+    }
+    if (this.pending.size === 0) this.stopTimeoutTimer();
+    return true;
+  }
+
+  private armTimeoutTimer(dueMs: number): void {
+    if (this.timeoutTimer !== undefined) clearTimeout(this.timeoutTimer);
+    this.timeoutTimerDueMs = dueMs;
+    this.timeoutTimer = setTimeout(this.expireRequests, Math.max(1, Math.ceil(dueMs - performance.now())));
+  }
+
+  private stopTimeoutTimer(): void {
+    if (this.timeoutTimer === undefined) return;
+    clearTimeout(this.timeoutTimer);
+    this.timeoutTimer = undefined;
+    this.timeoutTimerDueMs = Infinity;
+  }
+
+  /** Fails the requests whose deadline has passed and re-arms the timer for the next deadline. */
+  private readonly expireRequests = (): void => {
+    this.timeoutTimer = undefined;
+    this.timeoutTimerDueMs = Infinity;
+    const nowMs = performance.now();
+    let nextDueMs = Infinity;
+    for (const group of [...this.pendingByTimeout.values()]) {
+      for (const [number, waiting] of group) {
+        if (waiting.deadlineMs > nowMs) {
+          nextDueMs = Math.min(nextDueMs, waiting.deadlineMs);
+          break;
+        }
+        this.forget(number);
+        waiting.reject(
+          new RbError(ErrorCode.RequestTimeout, `request ${waiting.code} timed out after ${waiting.timeoutMs} ms`),
+        );
+      }
+    }
+    if (nextDueMs < this.timeoutTimerDueMs) this.armTimeoutTimer(nextDueMs);
+  };
+
   invokeOneway(request: RemotingCommand): void {
     if (this.isClosed) return;
-    this.deliver(copyCommand(request, true)).catch((err: unknown) => {
+    this.deliver(copyCommand(request, this.shareRequestBodies, true)).catch((err: unknown) => {
       log.warn({ err, code: request.code }, 'oneway in-process request failed');
     });
   }
@@ -112,7 +201,16 @@ class InProcessChannel implements RemotingChannel {
     if (this.isClosed) return;
     this.isClosed = true;
     log.debug({ channel: this.id, reason }, 'in-process channel closed');
-    for (const reject of [...this.pending]) reject();
+    const inFlight = [...this.pending.entries()];
+    for (const [number, waiting] of inFlight) {
+      this.forget(number);
+      waiting.reject(
+        new RbError(
+          ErrorCode.ConnectionClosed,
+          `in-process channel ${this.id} closed with request ${waiting.code} in flight`,
+        ),
+      );
+    }
     for (const listener of this.closeListeners.splice(0)) {
       try {
         listener();
@@ -160,8 +258,9 @@ export class InProcessTransport implements Transport {
     nextClientPort = (nextClientPort % 65535) + 1;
   }
 
-  async invoke(address: string, request: RemotingCommand, timeoutMs: number): Promise<RemotingCommand> {
-    this.checkOpen();
+  invoke(address: string, request: RemotingCommand, timeoutMs: number): Promise<RemotingCommand> {
+    // Not async: the channel's promise is returned as it is, without another promise around it.
+    if (this.isClosed) return Promise.reject(this.closedError());
     const registry = this.network.lookup(address);
     if (registry === undefined) return this.fallbackTransport().invoke(address, request, timeoutMs);
     return this.linkTo(address, registry).clientSide.invoke(request, timeoutMs);
@@ -186,7 +285,11 @@ export class InProcessTransport implements Transport {
   }
 
   private checkOpen(): void {
-    if (this.isClosed) throw new RbError(ErrorCode.ConnectionClosed, 'in-process transport is closed');
+    if (this.isClosed) throw this.closedError();
+  }
+
+  private closedError(): RbError {
+    return new RbError(ErrorCode.ConnectionClosed, 'in-process transport is closed');
   }
 
   private fallbackTransport(): Transport {
@@ -201,11 +304,15 @@ export class InProcessTransport implements Transport {
     existing?.serverSide.close('server replaced');
     // The server holds `serverSide`: what it invokes there runs in this transport's registry. The
     // client's requests go through `clientSide` and run in the server's registry.
-    const serverSide: InProcessChannel = new InProcessChannel(this.localAddress, (request) =>
-      this.registry.dispatch(request, clientSide),
+    const serverSide: InProcessChannel = new InProcessChannel(
+      this.localAddress,
+      (request) => this.registry.dispatch(request, clientSide),
+      false,
     );
-    const clientSide: InProcessChannel = new InProcessChannel(address, (request) =>
-      registry.dispatch(request, serverSide),
+    const clientSide: InProcessChannel = new InProcessChannel(
+      address,
+      (request) => registry.dispatch(request, serverSide),
+      true,
     );
     const link: Link = { serverSide, clientSide, registry };
     // If the server closes its end (e.g. it shuts down), the next request opens a fresh link.
