@@ -56,7 +56,7 @@ export class AdminBrokerProcessor {
     private readonly replication?: ReplicationStatus,
   ) {}
 
-  updateAndCreateTopic(request: RemotingCommand): RemotingCommand {
+  async updateAndCreateTopic(request: RemotingCommand): Promise<RemotingCommand> {
     const reader = header(request);
     const topic = reader.string('topic');
     const problem = topicNameProblem(topic);
@@ -93,7 +93,7 @@ export class AdminBrokerProcessor {
       topicSysFlag: reader.optionalInt('topicSysFlag') ?? 0,
       order: reader.bool('order', false),
     };
-    this.ctx.topics.createOrUpdate(config);
+    await this.ctx.topics.update(config);
     return createResponse(request, ResponseCode.Success);
   }
 

@@ -292,8 +292,8 @@ export class Broker {
     await this.ha.shutdown();
     await this.client.close();
     await this.stopSemanticServices();
-    this.offsets.shutdown();
-    this.topics.persist();
+    await this.offsets.shutdown();
+    await this.topics.persistAsync();
     await this.store.shutdown();
     this.state = 'stopped';
   }

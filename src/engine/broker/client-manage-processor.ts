@@ -26,7 +26,7 @@ export class ClientManageProcessor {
     private readonly watchChannel: (channel: RemotingChannel) => void,
   ) {}
 
-  heartbeat(request: RemotingCommand, channel: RemotingChannel): RemotingCommand {
+  async heartbeat(request: RemotingCommand, channel: RemotingChannel): Promise<RemotingCommand> {
     const data = parseHeartbeatData(request.body);
     const info = (): ClientChannelInfo => ({
       channel,
@@ -36,16 +36,21 @@ export class ClientManageProcessor {
       lastUpdateMs: Date.now(),
     });
     this.watchChannel(channel);
+    // The retry topics enter the table (and the groups register) at once, in request order; the
+    // answer waits until topics.json is durable, as it did when the write was synchronous.
+    const durable: Promise<unknown>[] = [];
     for (const consumer of data.consumerDataSet) {
       const retryTopic = retryTopicOf(consumer.groupName);
       // Group names follow the topic rule (RocketMQ Validators.checkGroup); a group that breaks it
       // still joins, but gets no retry topic, since that name could not be routed or stored.
       const problem = topicNameProblem(retryTopic);
-      if (problem === undefined) this.ctx.topics.createInternal(retryTopic, RETRY_QUEUE_NUMS, PERM_READ_WRITE);
+      if (problem === undefined)
+        durable.push(this.ctx.topics.ensureInternal(retryTopic, RETRY_QUEUE_NUMS, PERM_READ_WRITE));
       else log.debug({ group: consumer.groupName, problem }, 'no retry topic for a badly named group');
       this.ctx.consumers.register(consumer, info());
     }
     for (const producer of data.producerDataSet) this.ctx.producers.register(producer.groupName, info());
+    await Promise.all(durable);
     return createResponse(request, ResponseCode.Success);
   }
 

@@ -3,10 +3,15 @@
  * queue offset the group will consume. It owns `<storePath>/config/consumerOffset.json` in RocketMQ's
  * shape {"offsetTable":{"topic@group":{"0":12}}}, written atomically every persist interval (when
  * something changed) and at shutdown, so a restart resumes where the group left off.
+ *
+ * The periodic write runs on the thread pool (SerialAtomicFile): a commit was never durable before
+ * its response (only at the next interval or at shutdown), so nothing waits on it; writes do not
+ * overlap, each holds the whole table as of its start, and shutdown awaits the one in flight and
+ * then writes the final table.
  */
 import { join } from 'node:path';
 import { createLogger } from '../common/logger.js';
-import { writeFileAtomic } from '../common/atomic-file.js';
+import { SerialAtomicFile } from '../common/atomic-file.js';
 import { readLenientJsonFile } from './lenient-json.js';
 
 const TOPIC_GROUP_SEPARATOR = '@';
@@ -14,16 +19,16 @@ const log = createLogger('consumer-offset');
 
 export class ConsumerOffsetManager {
   private readonly table = new Map<string, Map<number, number>>();
-  private readonly path: string;
+  private readonly file: SerialAtomicFile;
   private dirty = false;
   private timer: NodeJS.Timeout | undefined;
 
   constructor(configDir: string) {
-    this.path = join(configDir, 'consumerOffset.json');
+    this.file = new SerialAtomicFile(join(configDir, 'consumerOffset.json'));
   }
 
   load(): void {
-    const stored = readLenientJsonFile(this.path) as
+    const stored = readLenientJsonFile(this.file.path) as
       { offsetTable?: Record<string, Record<string, unknown>> } | undefined;
     for (const [key, queues] of Object.entries(stored?.offsetTable ?? {})) {
       if (!key.includes(TOPIC_GROUP_SEPARATOR) || typeof queues !== 'object' || queues === null) continue;
@@ -46,11 +51,11 @@ export class ConsumerOffsetManager {
     this.timer.unref();
   }
 
-  /** Stops the timer and writes the file. */
-  shutdown(): void {
+  /** Stops the timer and writes the file (after the periodic write in flight, if any). */
+  async shutdown(): Promise<void> {
     if (this.timer !== undefined) clearInterval(this.timer);
     this.timer = undefined;
-    this.persist();
+    await this.persistAsync();
   }
 
   commit(group: string, topic: string, queueId: number, queueOffset: number): void {
@@ -81,17 +86,28 @@ export class ConsumerOffsetManager {
   }
 
   private persistIfDirty(): void {
-    if (!this.dirty) return;
-    try {
-      this.persist();
-    } catch (err) {
+    // A write still running (slow disk) is not queued behind: the next tick picks the change up.
+    if (!this.dirty || this.file.busy) return;
+    this.persistAsync().catch((err: unknown) => {
+      this.dirty = true;
       log.error({ err }, 'writing consumerOffset.json failed');
-    }
+    });
   }
 
+  /** Writes the table now, synchronously (durable on return). */
   persist(): void {
     this.dirty = false;
-    writeFileAtomic(this.path, JSON.stringify({ offsetTable: this.offsetTable() }, null, 2));
+    this.file.writeSync(this.render());
+  }
+
+  /** Writes the table on the thread pool; resolves once it is durable. */
+  persistAsync(): Promise<void> {
+    this.dirty = false;
+    return this.file.write(() => this.render());
+  }
+
+  private render(): string {
+    return JSON.stringify({ offsetTable: this.offsetTable() }, null, 2);
   }
 
   /** The whole table in consumerOffset.json's shape (GET_ALL_CONSUMER_OFFSET, slave sync). */

@@ -75,7 +75,7 @@ export class ConsumerSendBackProcessor {
       queueNums = DLQ_QUEUE_NUMS;
     }
     delete properties[MessageProperty.DelayTimeLevel];
-    this.ctx.topics.createInternal(topic, queueNums, PERM_READ_WRITE);
+    await this.ctx.topics.ensureInternal(topic, queueNums, PERM_READ_WRITE);
 
     const message: MessageToStore = {
       topic,

@@ -12,27 +12,56 @@
  * Durability (ours): every state change is a JSON line appended to `config/popState.journal`
  * (written with writeSync before the request is answered, so it survives a process crash; fdatasync
  * every store flush interval and at shutdown) with a sequence number. The journal is compacted into
- * `config/popState.json` (atomic write, then the journal is truncated) at start, at shutdown and
- * when it outgrows popJournalMaxBytes; replay skips records the snapshot already holds and stops at
- * a torn last line. So after a restart an unacked message is revived when its lease runs out and an
- * acked one never comes back. A revive re-stores before it records the lease's end: a crash in
- * between can revive a message twice (at least once, never lost).
+ * `config/popState.json` at start, at shutdown and when it outgrows popJournalMaxBytes; replay skips
+ * records the snapshot already holds and stops at a torn last line. So after a restart an unacked
+ * message is revived when its lease runs out and an acked one never comes back. A revive re-stores
+ * before it records the lease's end: a crash in between can revive a message twice (at least once,
+ * never lost).
+ *
+ * Off the event loop: the appends stay synchronous (a page-cache copy, and what makes a record
+ * survive a process crash before its answer), but the timed fdatasync and the compaction's fsyncs
+ * run on the thread pool. At most one flush runs at a time; records appended while it runs leave
+ * the journal dirty for the next one, so a record is still fdatasynced within about one interval.
+ * A compaction while serving opens `popState.journal.next` and, in that same tick, renders the
+ * snapshot up to seq S; from then on every record goes to both journals, and every flush syncs
+ * both. Once the snapshot is durable, the next journal is renamed over the old one and the next
+ * flush also fsyncs the directory. Why that is safe: a record <= S is in the durable snapshot
+ * before the rename; a record > S is in both files, and whatever fdatasync made it durable in the
+ * old one made it durable in the new one too; a crash before the rename (or before it reaches
+ * the disk) replays the old journal, which holds everything. The old descriptor is closed only
+ * after the flushes that hold it have finished. Shutdown waits for the revive, the compaction and
+ * the flush in flight, compacts once more and fdatasyncs the journal before closing it.
  */
-import { closeSync, fdatasyncSync, openSync, readFileSync, writeSync } from 'node:fs';
-import { join } from 'node:path';
+import { close, closeSync, fdatasync, fdatasyncSync, fsync, open, openSync, readFileSync, writeSync } from 'node:fs';
+import { rename } from 'node:fs/promises';
+import { promisify } from 'node:util';
+import { dirname, join } from 'node:path';
 import { createLogger } from '../common/logger.js';
 import { Field } from '../common/message-record.js';
 import { MessageProperty } from '../common/properties.js';
 import { parseTagExpression, type TagFilter } from '../common/tag-expression.js';
 import { RETRY_GROUP_TOPIC_PREFIX, dlqTopicOf } from '../common/topic.js';
 import { GetStatus, PutStatus, type MessageStore } from '../store/api.js';
-import { readJsonFile, writeFileAtomic } from '../common/atomic-file.js';
+import { readJsonFile, writeFileAtomic, writeFileAtomicAsync } from '../common/atomic-file.js';
 import type { ConsumerOffsetManager } from './consumer-offset-manager.js';
 import { MinHeap } from './min-heap.js';
-import { ensureInternalTopic, popRetryTopicOf, restoreAs, userProperties } from './system-message.js';
-import type { TopicConfigManager } from './topic-config-manager.js';
+import { popRetryTopicOf, restoreAs, userProperties } from './system-message.js';
+import { PERM_READ_WRITE, type TopicConfigManager } from './topic-config-manager.js';
 
 const log = createLogger('pop');
+const openAsync = promisify(open);
+const closeAsync = promisify(close);
+const fdatasyncAsync = promisify(fdatasync);
+const fsyncAsync = promisify(fsync);
+
+async function fsyncDirectoryAsync(dir: string): Promise<void> {
+  const fd = await openAsync(dir, 'r');
+  try {
+    await fsyncAsync(fd);
+  } finally {
+    await closeAsync(fd);
+  }
+}
 const ALL = parseTagExpression('*');
 const RETRY_AFTER_FAILURE_MS = 1000;
 /** Share of pops that read the retry topic before the topic's queues (RocketMQ: 1 in 5). */
@@ -131,9 +160,17 @@ export class PopService {
   private readonly due = new MinHeap<DueLease>((a, b) => a.deadlineMs < b.deadlineMs);
   private readonly snapshotPath: string;
   private readonly journalPath: string;
+  private readonly nextJournalPath: string;
   private journalFd: number | undefined;
   private journalBytes = 0;
   private journalDirty = false;
+  /** The journal a running compaction will rename over the current one; gets every record too. */
+  private nextJournalFd: number | undefined;
+  private nextJournalBytes = 0;
+  /** A journal was renamed into place: the next flush also fsyncs the directory. */
+  private directoryDirty = false;
+  private syncing: Promise<void> | undefined;
+  private compacting: Promise<void> | undefined;
   private seq = 0;
   private lastPopTime = 0;
   private reviveTimer: NodeJS.Timeout | undefined;
@@ -146,6 +183,7 @@ export class PopService {
   constructor(private readonly options: PopServiceOptions) {
     this.snapshotPath = join(options.configDir, 'popState.json');
     this.journalPath = join(options.configDir, 'popState.journal');
+    this.nextJournalPath = `${this.journalPath}.next`;
   }
 
   /** Leases in flight over all queues (tests, metrics). */
@@ -172,7 +210,7 @@ export class PopService {
       }
     }
     this.replayJournal(snapshot?.seq ?? 0);
-    this.compact();
+    this.compactSync();
     for (const [key, state] of this.states) {
       for (const lease of state.leases.values()) {
         this.due.push({ deadlineMs: lease.deadlineMs, key, queueOffset: lease.queueOffset, popTime: lease.popTime });
@@ -192,9 +230,21 @@ export class PopService {
     clearTimeout(this.reviveTimer);
     this.reviveTimer = undefined;
     await this.reviving;
-    this.compact();
-    if (this.journalFd !== undefined) closeSync(this.journalFd);
+    while (this.compacting !== undefined) await this.compacting.catch(() => undefined);
+    this.compacting = this.rotateJournal().finally(() => {
+      this.compacting = undefined;
+    });
+    await this.compacting;
+    while (this.syncing !== undefined) await this.syncing;
+    const fd = this.journalFd;
     this.journalFd = undefined;
+    if (fd !== undefined) {
+      // Records that arrived while the last compaction ran, and the rename that put it in place.
+      await fdatasyncAsync(fd);
+      await closeAsync(fd);
+      if (this.directoryDirty) await fsyncDirectoryAsync(dirname(this.journalPath));
+      this.directoryDirty = false;
+    }
     this.states.clear();
     this.due.clear();
   }
@@ -459,18 +509,84 @@ export class PopService {
     const line = Buffer.from(JSON.stringify(record) + '\n', 'utf8');
     writeSync(this.journalFd, line);
     this.journalBytes += line.length;
+    if (this.nextJournalFd !== undefined) {
+      writeSync(this.nextJournalFd, line);
+      this.nextJournalBytes += line.length;
+    }
     this.journalDirty = true;
-    if (this.journalBytes > this.options.journalMaxBytes) this.compact();
+    if (this.journalBytes > this.options.journalMaxBytes && this.compacting === undefined && !this.stopped) {
+      this.compacting = this.rotateJournal().finally(() => {
+        this.compacting = undefined;
+      });
+      this.compacting.catch((err: unknown) => log.error({ err }, 'compacting the pop journal failed'));
+    }
   }
 
+  /** The timed fdatasync, on the thread pool; one at a time (see the header). */
   private flush(): void {
-    if (!this.journalDirty || this.journalFd === undefined) return;
+    if (!this.journalDirty || this.journalFd === undefined || this.syncing !== undefined) return;
     this.journalDirty = false;
-    try {
-      fdatasyncSync(this.journalFd);
-    } catch (err) {
-      log.error({ err }, 'syncing the pop journal failed');
+    const fds = this.nextJournalFd === undefined ? [this.journalFd] : [this.journalFd, this.nextJournalFd];
+    const directory = this.directoryDirty;
+    this.directoryDirty = false;
+    this.syncing = (async () => {
+      await Promise.all(fds.map((fd) => fdatasyncAsync(fd)));
+      if (directory) await fsyncDirectoryAsync(dirname(this.journalPath));
+    })()
+      .catch((err: unknown) => {
+        if (directory) this.directoryDirty = true;
+        log.error({ err }, 'syncing the pop journal failed');
+      })
+      .finally(() => {
+        this.syncing = undefined;
+      });
+  }
+
+  /** The snapshot as of now (seq included). */
+  private snapshotJson(): string {
+    const snapshot: Snapshot = { seq: this.seq, queues: [] };
+    for (const state of this.states.values()) {
+      snapshot.queues.push({
+        g: state.group,
+        t: state.topic,
+        q: state.queueId,
+        n: state.nextPopOffset,
+        leases: [...state.leases.values()].map((lease) => [
+          lease.queueOffset,
+          lease.commitLogOffset,
+          lease.popTime,
+          lease.invisibleTimeMs,
+        ]),
+      });
     }
+    return JSON.stringify(snapshot);
+  }
+
+  /** Compaction while serving, its disk work on the thread pool (see the header for the order). */
+  private async rotateJournal(): Promise<void> {
+    const nextFd = await openAsync(this.nextJournalPath, 'w');
+    // Same tick: the snapshot holds every record up to seq, the next journal every one after it.
+    const snapshot = this.snapshotJson();
+    this.nextJournalFd = nextFd;
+    this.nextJournalBytes = 0;
+    try {
+      await writeFileAtomicAsync(this.snapshotPath, snapshot);
+      await rename(this.nextJournalPath, this.journalPath);
+    } catch (err) {
+      // The old journal still holds everything: keep appending there alone.
+      this.nextJournalFd = undefined;
+      while (this.syncing !== undefined) await this.syncing;
+      await closeAsync(nextFd);
+      throw err;
+    }
+    const oldFd = this.journalFd;
+    this.journalFd = nextFd;
+    this.journalBytes = this.nextJournalBytes;
+    this.nextJournalFd = undefined;
+    this.directoryDirty = true;
+    this.journalDirty = true;
+    while (this.syncing !== undefined) await this.syncing;
+    if (oldFd !== undefined) await closeAsync(oldFd);
   }
 
   private replayJournal(snapshotSeq: number): void {
@@ -497,24 +613,9 @@ export class PopService {
     }
   }
 
-  /** Writes the snapshot atomically, then starts an empty journal. */
-  private compact(): void {
-    const snapshot: Snapshot = { seq: this.seq, queues: [] };
-    for (const state of this.states.values()) {
-      snapshot.queues.push({
-        g: state.group,
-        t: state.topic,
-        q: state.queueId,
-        n: state.nextPopOffset,
-        leases: [...state.leases.values()].map((lease) => [
-          lease.queueOffset,
-          lease.commitLogOffset,
-          lease.popTime,
-          lease.invisibleTimeMs,
-        ]),
-      });
-    }
-    writeFileAtomic(this.snapshotPath, JSON.stringify(snapshot));
+  /** At start, before anything is served: writes the snapshot atomically, then starts an empty journal. */
+  private compactSync(): void {
+    writeFileAtomic(this.snapshotPath, this.snapshotJson());
     if (this.journalFd !== undefined) closeSync(this.journalFd);
     this.journalFd = openSync(this.journalPath, 'w');
     fdatasyncSync(this.journalFd);
@@ -589,7 +690,7 @@ export class PopService {
         : isPopRetryTopic(state.topic)
           ? state.topic
           : popRetryTopicOf(state.group, state.topic);
-      ensureInternalTopic(this.options.topics, target);
+      await this.options.topics.ensureInternal(target, 1, PERM_READ_WRITE);
       const properties = userProperties(message);
       if (properties[MessageProperty.RetryTopic] === undefined) properties[MessageProperty.RetryTopic] = message.topic;
       if (properties[MessageProperty.OriginMessageId] === undefined) {

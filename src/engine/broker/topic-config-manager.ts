@@ -4,11 +4,18 @@
  * name and shape: {"dataVersion":{...},"topicConfigTable":{name: TopicConfig}}), creates the system
  * topics, and auto-creates topics on send from the TBW102 template. It tells the broker about changes
  * through the listener it is handed, so that routes reach the NameServers.
+ *
+ * Durability: a change is durable in topics.json before anyone hears of it (the caller's response,
+ * the NameServers). Callers that can wait use the async forms (`update`, `ensureInternal`): the
+ * table changes at once, the fsyncs run on the thread pool and the promise resolves once they are
+ * done. The sync forms (`createOrUpdate`, `createInternal`, `createOnSend`) are for callers that
+ * cannot wait (the send path) and still write synchronously; SerialAtomicFile keeps both kinds of
+ * write from interleaving or going back to older content.
  */
 import { join } from 'node:path';
 import { createLogger } from '../common/logger.js';
 import { AUTO_CREATE_TOPIC_KEY_TOPIC, topicNameProblem } from '../common/topic.js';
-import { writeFileAtomic } from '../common/atomic-file.js';
+import { SerialAtomicFile } from '../common/atomic-file.js';
 import { readLenientJsonFile } from './lenient-json.js';
 
 /** PermName.java bits. */
@@ -78,15 +85,15 @@ const log = createLogger('topic-config');
 export class TopicConfigManager {
   private readonly table = new Map<string, TopicConfig>();
   private dataVersion: DataVersion = { timestamp: Date.now(), counter: 0 };
-  private readonly path: string;
+  private readonly file: SerialAtomicFile;
 
   constructor(private readonly options: TopicConfigManagerOptions) {
-    this.path = join(options.configDir, 'topics.json');
+    this.file = new SerialAtomicFile(join(options.configDir, 'topics.json'));
   }
 
   /** Loads topics.json (if any) and makes sure the system topics exist. */
   load(): void {
-    const stored = readStoredTable(this.path);
+    const stored = readStoredTable(this.file.path);
     if (stored !== undefined) {
       for (const [name, config] of Object.entries(stored.topicConfigTable ?? {})) {
         const normalized = normalizeTopicConfig(name, config);
@@ -138,6 +145,14 @@ export class TopicConfigManager {
     this.changed(config);
   }
 
+  /** createOrUpdate with the fsyncs on the thread pool: resolves once the change is durable. */
+  async update(config: TopicConfig): Promise<void> {
+    this.table.set(config.topicName, { ...config });
+    this.dataVersion = { timestamp: Date.now(), counter: this.dataVersion.counter + 1 };
+    await this.file.write(() => this.render());
+    this.options.onChange(config);
+  }
+
   /**
    * Creates `topic` on its first send from the template named in the send header (RocketMQ
    * createTopicInSendMessageMethod): only with auto-create on and a template that carries the
@@ -170,6 +185,22 @@ export class TopicConfigManager {
     return config;
   }
 
+  /**
+   * createInternal with the fsyncs on the thread pool: the topic exists in the table at once (so
+   * the caller's synchronous work sees it); the promise resolves once it is durable.
+   */
+  async ensureInternal(topic: string, queueNums: number, perm: number): Promise<TopicConfig> {
+    const existing = this.table.get(topic);
+    if (existing !== undefined) {
+      // Created by a concurrent ensureInternal whose write may still be running: wait for it too.
+      await this.file.flushed();
+      return existing;
+    }
+    const config = topicConfigOf(topic, queueNums, perm);
+    await this.update(config);
+    return config;
+  }
+
   serializeWrapper(): TopicConfigSerializeWrapper {
     return { topicConfigTable: Object.fromEntries(this.table), dataVersion: { ...this.dataVersion } };
   }
@@ -181,7 +212,16 @@ export class TopicConfigManager {
   }
 
   persist(): void {
-    writeFileAtomic(this.path, JSON.stringify(this.serializeWrapper(), null, 2));
+    this.file.writeSync(this.render());
+  }
+
+  /** Writes the table on the thread pool (after any write in flight); shutdown awaits it. */
+  persistAsync(): Promise<void> {
+    return this.file.write(() => this.render());
+  }
+
+  private render(): string {
+    return JSON.stringify(this.serializeWrapper(), null, 2);
   }
 }
 
