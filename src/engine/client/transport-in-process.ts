@@ -12,6 +12,7 @@ import { ErrorCode, RbError } from '../common/errors.js';
 import { createLogger } from '../common/logger.js';
 import { ProcessorRegistry, type RemotingChannel } from '../remoting/channel.js';
 import { markOneway, type RemotingCommand } from '../remoting/command.js';
+import { PendingRequests } from '../remoting/pending-requests.js';
 import type { Transport } from './transport.js';
 import { RemoteTransport } from './transport-remote.js';
 
@@ -55,34 +56,14 @@ function copyCommand(command: RemotingCommand, shareBody: boolean, oneway = fals
   return oneway ? markOneway(copy) : copy;
 }
 
-/** A request waiting for its response. */
-interface PendingInvoke {
-  resolve: (response: RemotingCommand) => void;
-  reject: (err: Error) => void;
-  code: number;
-  timeoutMs: number;
-  /** performance.now() time at which the request times out. */
-  deadlineMs: number;
-  /** The requests in flight with the same timeoutMs, this one among them. */
-  sameTimeout: Map<number, PendingInvoke>;
-}
-
 /** One end of an in-process link; `deliver` runs a request at the other end's registry. */
 class InProcessChannel implements RemotingChannel {
   readonly id: string;
   private isClosed = false;
   private readonly closeListeners: (() => void)[] = [];
   /** Requests waiting for their response, by a number of this channel's own. */
-  private readonly pending = new Map<number, PendingInvoke>();
+  private readonly pending = new PendingRequests((code) => `request ${code}`);
   private nextRequestNumber = 1;
-  /**
-   * Requests in flight grouped by timeoutMs: within a group insertion order is deadline order, so
-   * one timer armed for the earliest deadline covers them all (as TcpChannel does), instead of a
-   * timer set and cleared for every request.
-   */
-  private readonly pendingByTimeout = new Map<number, Map<number, PendingInvoke>>();
-  private timeoutTimer: NodeJS.Timeout | undefined;
-  private timeoutTimerDueMs = Infinity;
 
   /**
    * `shareRequestBodies`: request bodies go to the other end as they are, which is what TCP does
@@ -110,20 +91,11 @@ class InProcessChannel implements RemotingChannel {
     }
     return new Promise<RemotingCommand>((resolve, reject) => {
       const number = this.nextRequestNumber++;
-      let sameTimeout = this.pendingByTimeout.get(timeoutMs);
-      if (sameTimeout === undefined) {
-        sameTimeout = new Map();
-        this.pendingByTimeout.set(timeoutMs, sameTimeout);
-      }
-      const deadlineMs = performance.now() + timeoutMs;
-      const waiting: PendingInvoke = { resolve, reject, code: request.code, timeoutMs, deadlineMs, sameTimeout };
-      this.pending.set(number, waiting);
-      sameTimeout.set(number, waiting);
-      if (deadlineMs < this.timeoutTimerDueMs) this.armTimeoutTimer(deadlineMs);
+      this.pending.add(number, request.code, timeoutMs, resolve, reject);
       this.deliver(copyCommand(request, this.shareRequestBodies)).then(
         (response) => {
           // Settled already when it timed out or the channel closed.
-          if (!this.forget(number)) return;
+          if (this.pending.take(number) === undefined) return;
           if (response === undefined) {
             reject(new RbError(ErrorCode.RemoteError, `request ${request.code} got no response`));
           } else {
@@ -131,59 +103,11 @@ class InProcessChannel implements RemotingChannel {
           }
         },
         (err: unknown) => {
-          if (this.forget(number)) reject(err instanceof Error ? err : new Error(String(err)));
+          if (this.pending.take(number) !== undefined) reject(err instanceof Error ? err : new Error(String(err)));
         },
       );
     });
   }
-
-  /** Drops a request from the in-flight tables; false when it was not there (settled already). */
-  private forget(number: number): boolean {
-    const waiting = this.pending.get(number);
-    if (waiting === undefined) return false;
-    this.pending.delete(number);
-    const group = waiting.sameTimeout;
-    group.delete(number);
-    if (group.size === 0 && this.pendingByTimeout.get(waiting.timeoutMs) === group) {
-      this.pendingByTimeout.delete(waiting.timeoutMs);
-    }
-    if (this.pending.size === 0) this.stopTimeoutTimer();
-    return true;
-  }
-
-  private armTimeoutTimer(dueMs: number): void {
-    if (this.timeoutTimer !== undefined) clearTimeout(this.timeoutTimer);
-    this.timeoutTimerDueMs = dueMs;
-    this.timeoutTimer = setTimeout(this.expireRequests, Math.max(1, Math.ceil(dueMs - performance.now())));
-  }
-
-  private stopTimeoutTimer(): void {
-    if (this.timeoutTimer === undefined) return;
-    clearTimeout(this.timeoutTimer);
-    this.timeoutTimer = undefined;
-    this.timeoutTimerDueMs = Infinity;
-  }
-
-  /** Fails the requests whose deadline has passed and re-arms the timer for the next deadline. */
-  private readonly expireRequests = (): void => {
-    this.timeoutTimer = undefined;
-    this.timeoutTimerDueMs = Infinity;
-    const nowMs = performance.now();
-    let nextDueMs = Infinity;
-    for (const group of [...this.pendingByTimeout.values()]) {
-      for (const [number, waiting] of group) {
-        if (waiting.deadlineMs > nowMs) {
-          nextDueMs = Math.min(nextDueMs, waiting.deadlineMs);
-          break;
-        }
-        this.forget(number);
-        waiting.reject(
-          new RbError(ErrorCode.RequestTimeout, `request ${waiting.code} timed out after ${waiting.timeoutMs} ms`),
-        );
-      }
-    }
-    if (nextDueMs < this.timeoutTimerDueMs) this.armTimeoutTimer(nextDueMs);
-  };
 
   invokeOneway(request: RemotingCommand): void {
     if (this.isClosed) return;
@@ -201,16 +125,10 @@ class InProcessChannel implements RemotingChannel {
     if (this.isClosed) return;
     this.isClosed = true;
     log.debug({ channel: this.id, reason }, 'in-process channel closed');
-    const inFlight = [...this.pending.entries()];
-    for (const [number, waiting] of inFlight) {
-      this.forget(number);
-      waiting.reject(
-        new RbError(
-          ErrorCode.ConnectionClosed,
-          `in-process channel ${this.id} closed with request ${waiting.code} in flight`,
-        ),
-      );
-    }
+    this.pending.rejectAll(
+      (code) =>
+        new RbError(ErrorCode.ConnectionClosed, `in-process channel ${this.id} closed with request ${code} in flight`),
+    );
     for (const listener of this.closeListeners.splice(0)) {
       try {
         listener();

@@ -12,6 +12,7 @@ import type { ProcessorRegistry, RemotingChannel } from './channel.js';
 import { CloseReason } from './close-reason.js';
 import { isResponse, markOneway, type RemotingCommand } from './command.js';
 import { encodeCommandParts, FrameDecoder, FrameError, FrameErrorReason } from './frame-codec.js';
+import { PendingRequests } from './pending-requests.js';
 
 /** The write buffer a peer may leave unread before we drop it (it is not reading its responses). */
 export const DEFAULT_MAX_WRITE_BUFFER_BYTES = 64 * 1024 * 1024;
@@ -38,17 +39,6 @@ export interface TcpChannelOptions {
   log: Logger;
 }
 
-interface PendingInvoke {
-  resolve: (response: RemotingCommand) => void;
-  reject: (err: Error) => void;
-  code: number;
-  timeoutMs: number;
-  /** performance.now() time at which the request times out. */
-  deadlineMs: number;
-  /** The requests in flight with the same timeoutMs, this one among them. */
-  sameTimeout: Map<number, PendingInvoke>;
-}
-
 let nextChannelNumber = 1;
 
 function socketAddress(host: string | undefined, port: number | undefined): string {
@@ -68,16 +58,8 @@ export class TcpChannel implements RemotingChannel {
   private readonly maxWriteBufferBytes: number;
   private readonly peerClosedReason: string;
   private readonly log: Logger;
-  private readonly pending = new Map<number, PendingInvoke>();
-  /**
-   * Requests in flight grouped by timeoutMs: within a group, insertion order is deadline order, so
-   * one timer armed for the earliest head covers them all (instead of a timer per request, set and
-   * cleared on every invoke).
-   */
-  private readonly pendingByTimeout = new Map<number, Map<number, PendingInvoke>>();
-  private timeoutTimer: NodeJS.Timeout | undefined;
-  /** When timeoutTimer fires (Infinity when none is armed). */
-  private timeoutTimerDueMs = Infinity;
+  /** Requests we sent that wait for their response, by opaque. */
+  private readonly pending: PendingRequests;
   private readonly closeListeners: Array<() => void> = [];
   private readonly maxReadBytesPerTurn: number;
   private corked = false;
@@ -93,6 +75,7 @@ export class TcpChannel implements RemotingChannel {
     this.maxReadBytesPerTurn = options.maxReadBytesPerTurn ?? DEFAULT_MAX_READ_BYTES_PER_TURN;
     this.peerClosedReason = options.peerClosedReason;
     this.remoteAddress = socketAddress(this.socket.remoteAddress, this.socket.remotePort);
+    this.pending = new PendingRequests((code) => `request code ${code} to ${this.remoteAddress}`);
     this.localAddress = socketAddress(this.socket.localAddress, this.socket.localPort);
     this.id = `tcp-${nextChannelNumber++}-${this.remoteAddress}`;
     this.log = options.log.child({ channel: this.id });
@@ -140,84 +123,21 @@ export class TcpChannel implements RemotingChannel {
     }
     return new Promise<RemotingCommand>((resolve, reject) => {
       const opaque = request.opaque;
-      const previous = this.pending.get(opaque);
-      if (previous !== undefined) {
-        // Opaques wrap at 2^31; a collision means a very old request still waits: fail it.
-        this.forget(opaque, previous);
-        previous.reject(new RbError(ErrorCode.RequestTimeout, `request ${opaque} superseded by a newer one`));
-      }
-      let sameTimeout = this.pendingByTimeout.get(timeoutMs);
-      if (sameTimeout === undefined) {
-        sameTimeout = new Map();
-        this.pendingByTimeout.set(timeoutMs, sameTimeout);
-      }
-      const deadlineMs = performance.now() + timeoutMs;
-      const waiting: PendingInvoke = { resolve, reject, code: request.code, timeoutMs, deadlineMs, sameTimeout };
-      this.pending.set(opaque, waiting);
-      sameTimeout.set(opaque, waiting);
-      if (deadlineMs < this.timeoutTimerDueMs) this.armTimeoutTimer(deadlineMs);
+      this.pending.add(opaque, request.code, timeoutMs, resolve, reject);
       let sent: boolean;
       try {
         sent = this.send(request);
       } catch (err) {
-        this.forget(opaque, waiting);
+        this.pending.take(opaque);
         reject(err instanceof Error ? err : new Error(String(err)));
         return;
       }
       if (!sent) {
-        this.forget(opaque, waiting);
+        this.pending.take(opaque);
         reject(this.closedError());
       }
     });
   }
-
-  /** Drops a request from the in-flight tables; stops the timeout timer once none is left. */
-  private forget(opaque: number, waiting: PendingInvoke): void {
-    this.pending.delete(opaque);
-    const group = waiting.sameTimeout;
-    group.delete(opaque);
-    if (group.size === 0 && this.pendingByTimeout.get(waiting.timeoutMs) === group) {
-      this.pendingByTimeout.delete(waiting.timeoutMs);
-    }
-    if (this.pending.size === 0) this.stopTimeoutTimer();
-  }
-
-  private armTimeoutTimer(dueMs: number): void {
-    if (this.timeoutTimer !== undefined) clearTimeout(this.timeoutTimer);
-    this.timeoutTimerDueMs = dueMs;
-    this.timeoutTimer = setTimeout(this.expireRequests, Math.max(1, Math.ceil(dueMs - performance.now())));
-  }
-
-  private stopTimeoutTimer(): void {
-    if (this.timeoutTimer === undefined) return;
-    clearTimeout(this.timeoutTimer);
-    this.timeoutTimer = undefined;
-    this.timeoutTimerDueMs = Infinity;
-  }
-
-  /** Fails the requests whose deadline has passed and re-arms the timer for the next deadline. */
-  private readonly expireRequests = (): void => {
-    this.timeoutTimer = undefined;
-    this.timeoutTimerDueMs = Infinity;
-    const nowMs = performance.now();
-    let nextDueMs = Infinity;
-    for (const group of this.pendingByTimeout.values()) {
-      for (const [opaque, waiting] of group) {
-        if (waiting.deadlineMs > nowMs) {
-          nextDueMs = Math.min(nextDueMs, waiting.deadlineMs);
-          break;
-        }
-        this.forget(opaque, waiting);
-        waiting.reject(
-          new RbError(
-            ErrorCode.RequestTimeout,
-            `request code ${waiting.code} to ${this.remoteAddress} timed out after ${waiting.timeoutMs} ms`,
-          ),
-        );
-      }
-    }
-    if (nextDueMs < this.timeoutTimerDueMs) this.armTimeoutTimer(nextDueMs);
-  };
 
   invokeOneway(request: RemotingCommand): void {
     this.send(markOneway(request));
@@ -299,12 +219,11 @@ export class TcpChannel implements RemotingChannel {
   private onCommand(command: RemotingCommand): void {
     if (this.closed) return;
     if (isResponse(command)) {
-      const waiting = this.pending.get(command.opaque);
+      const waiting = this.pending.take(command.opaque);
       if (waiting === undefined) {
         this.log.debug({ opaque: command.opaque, code: command.code }, 'response for no pending request (late?)');
         return;
       }
-      this.forget(command.opaque, waiting);
       waiting.resolve(command);
       return;
     }
@@ -328,11 +247,7 @@ export class TcpChannel implements RemotingChannel {
     if (this.reason === undefined) this.reason = this.peerClosedReason;
     this.log.debug({ peer: this.remoteAddress, reason: this.reason }, 'connection closed');
     const error = this.closedError();
-    this.stopTimeoutTimer();
-    const waiting = [...this.pending.values()];
-    this.pending.clear();
-    this.pendingByTimeout.clear();
-    for (const each of waiting) each.reject(error);
+    this.pending.rejectAll(() => error);
     for (const listener of this.closeListeners.splice(0)) {
       try {
         listener();
