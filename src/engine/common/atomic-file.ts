@@ -8,8 +8,15 @@ import { mkdir, open, rename, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
 export function writeFileAtomic(path: string, content: string | Buffer): void {
-  mkdirSync(dirname(path), { recursive: true });
   const tempPath = `${path}.tmp`;
+  writeDurableTemp(tempPath, content);
+  renameSync(tempPath, path);
+  fsyncDirectory(dirname(path));
+}
+
+/** The first half of an atomic replace: `tempPath` (beside the target) written and fsynced. */
+function writeDurableTemp(tempPath: string, content: string | Buffer): void {
+  mkdirSync(dirname(tempPath), { recursive: true });
   const fd = openSync(tempPath, 'w');
   try {
     const bytes = typeof content === 'string' ? Buffer.from(content, 'utf8') : content;
@@ -19,8 +26,6 @@ export function writeFileAtomic(path: string, content: string | Buffer): void {
   } finally {
     closeSync(fd);
   }
-  renameSync(tempPath, path);
-  fsyncDirectory(dirname(path));
 }
 
 export function fsyncDirectory(dir: string): void {
@@ -116,16 +121,7 @@ export class SerialAtomicFile {
 
   /** writeFileAtomic, ordered with the thread-pool writes: durable on return. */
   writeSync(content: string | Buffer): void {
-    mkdirSync(dirname(this.path), { recursive: true });
-    const fd = openSync(this.syncTempPath, 'w');
-    try {
-      const bytes = typeof content === 'string' ? Buffer.from(content, 'utf8') : content;
-      let written = 0;
-      while (written < bytes.length) written += writeSync(fd, bytes, written, bytes.length - written);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
+    writeDurableTemp(this.syncTempPath, content);
     renameSync(this.syncTempPath, this.path);
     // Numbered at its rename: newer than any thread-pool write rendered before this call.
     const version = ++this.requested;
