@@ -130,7 +130,7 @@ export class ReplicaController {
       group = { ...identity, epoch: 0, masterAddr: undefined, firstSeenMs: nowMs, members: new Map() };
       this.groups.set(key, group);
     }
-    // Another broker process on an address a member had: the old one is gone.
+    // A member is its address: a broker restarted on the same address replaces its old entry.
     const known = group.members.get(member.brokerAddr);
     if (known === undefined) {
       this.options.log.info({ group: key, ...member }, 'replica joined the controller');

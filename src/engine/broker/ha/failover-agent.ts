@@ -69,10 +69,6 @@ export class FailoverAgent {
     return this.assignedBrokerId;
   }
 
-  get currentEpoch(): number {
-    return this.epoch;
-  }
-
   start(): void {
     this.timer = setInterval(() => void this.tick(), this.options.config.controllerHeartbeatIntervalMs);
     this.timer.unref();

@@ -52,10 +52,6 @@ export class HaService {
     return this.haSlave;
   }
 
-  get synchronize(): SlaveSynchronize | undefined {
-    return this.sync;
-  }
-
   /** True on a SYNC_MASTER: sends wait for a slave (awaitReplication). */
   get syncReplication(): boolean {
     return this.currentRole === 'SYNC_MASTER';
