@@ -38,6 +38,7 @@ export async function startRocketbridge(
   const child = await startBenchChild<{ amqpPort: number }>({
     fromUrl: import.meta.url,
     script: 'amqp-bench-child',
+    rocketbridgeServer: true,
     args: ['--flush', flushPolicy],
     nodeArgs: [...cpuProfArgs(options.profileDir), ...nodeArgs],
     readyTimeoutMs: 30_000,

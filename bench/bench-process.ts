@@ -10,6 +10,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { extname } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { SERVER_NODE_FLAGS } from '../src/cli/server-node-flags.js';
 
 /** Lines of the protocol a child prints on its own schedule; kept until someone waits for them. */
 const PROTOCOL_LINE = /^(READY|CPU|GC|STOPPED)/;
@@ -66,6 +67,11 @@ export interface BenchChildOptions {
   script: string;
   /** Node options added after this process's own `process.execArgv` (e.g. `--expose-gc`, {@link cpuProfArgs}). */
   nodeArgs?: string[];
+  /**
+   * True for a rocketbridge server: it runs with the node options `rocketbridge` itself runs with
+   * (SERVER_NODE_FLAGS), before `nodeArgs`. False for a baseline such as standalone aedes.
+   */
+  rocketbridgeServer: boolean;
   /** Arguments after the script path. */
   args?: string[];
   /** How long the child may take to print `READY`. */
@@ -100,7 +106,13 @@ export async function startBenchChild<Ready>(options: BenchChildOptions): Promis
   );
   const child = spawn(
     process.execPath,
-    [...process.execArgv, ...(options.nodeArgs ?? []), childPath, ...(options.args ?? [])],
+    [
+      ...process.execArgv,
+      ...(options.rocketbridgeServer ? SERVER_NODE_FLAGS : []),
+      ...(options.nodeArgs ?? []),
+      childPath,
+      ...(options.args ?? []),
+    ],
     { stdio: ['pipe', 'pipe', 'inherit'] },
   );
   const nextLine = childLines(child);

@@ -76,6 +76,7 @@ async function startChildServers(): Promise<Servers> {
   const child = await startBenchChild<{ namesrv: string; broker: string }>({
     fromUrl: import.meta.url,
     script: 'broker-bench-child',
+    rocketbridgeServer: true,
     nodeArgs: cpuProfArgs(serverCpuProfDir),
     readyTimeoutMs: 30_000,
   });

@@ -79,6 +79,7 @@ async function startNodeServer(kind: 'rocketbridge' | 'aedes'): Promise<ServerUn
   const child = await startBenchChild<{ port: number }>({
     fromUrl: import.meta.url,
     script: 'mqtt-bench-child',
+    rocketbridgeServer: kind === 'rocketbridge',
     nodeArgs: ['--expose-gc', ...cpuProfArgs(kind === 'rocketbridge' ? serverCpuProfDir : undefined)],
     args: [kind],
     readyTimeoutMs: 60_000,

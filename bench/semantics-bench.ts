@@ -73,6 +73,7 @@ async function startChildServers(): Promise<Servers> {
   const child = await startBenchChild<{ namesrv: string }>({
     fromUrl: import.meta.url,
     script: 'broker-bench-child',
+    rocketbridgeServer: true,
     readyTimeoutMs: 30_000,
   });
   return {

@@ -64,6 +64,7 @@ async function startChild(kind: 'rocketbridge' | 'echo'): Promise<ChildServer> {
   const child = await startBenchChild<{ port: number; namesrv?: string }>({
     fromUrl: import.meta.url,
     script: 'ws-bench-child',
+    rocketbridgeServer: kind === 'rocketbridge',
     nodeArgs: ['--expose-gc'],
     args: [kind],
     readyTimeoutMs: 60_000,

@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --single-threaded-gc
 /**
  * The `rocketbridge` command. Each sub-command lives in its own module and is registered here.
  */

@@ -4,6 +4,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { SERVER_NODE_FLAGS } from '../../src/cli/server-node-flags.js';
 import { eventually } from './eventually.js';
 
 const here = fileURLToPath(import.meta.url);
@@ -20,7 +21,8 @@ export interface CliProcess {
 
 /** Starts the CLI with `args`; resolves once its output matches `ready` (rejects with the output if not). */
 export async function startCli(args: string[], ready: RegExp, timeoutMs = 20_000): Promise<CliProcess> {
-  const child = spawn(process.execPath, [...process.execArgv, mainPath, ...args], {
+  // With the node options the `rocketbridge` command runs with.
+  const child = spawn(process.execPath, [...process.execArgv, ...SERVER_NODE_FLAGS, mainPath, ...args], {
     env: { ...process.env, RB_LOG_LEVEL: 'info', RB_LOG_FORMAT: 'json' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

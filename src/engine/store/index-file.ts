@@ -20,9 +20,14 @@
  * stop that sequence anywhere; activate() repairs slots that point past the header's indexCount by
  * following their chains back to entries the header covers.
  *
- * flushAsync() does the same writes on the calling thread (they are small: a batch of entries, the
- * slot chunks touched since the last flush, the header) and the fdatasync on libuv's thread pool; the
- * descriptor stays open until that completes, even if the file is closed or deleted meanwhile.
+ * flushAsync() is the periodic flush: it writes the slot chunks a few at a time, one slice per
+ * event-loop turn, because with random keys nearly every chunk of a 20 MB table is dirty after a
+ * second and one write of it stalls the loop for milliseconds. Each slice first writes the pending
+ * entries, so a slot on disk never points at an entry that is not. The header written at the end
+ * claims only the entries that existed when the flush began (slots pointing past it are what
+ * activate() repairs), and is skipped when a synchronous flush wrote a newer one meanwhile. The
+ * fdatasync runs on libuv's thread pool; the descriptor stays open until that completes, even if
+ * the file is closed or deleted meanwhile.
  */
 import { closeSync, fdatasyncSync, ftruncateSync, openSync, readSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { basename } from 'node:path';
@@ -51,6 +56,8 @@ const Entry = { KeyHash: 0, PhyOffset: 4, TimeDiff: 12, PrevIndex: 16 } as const
 const ENTRY_WRITE_BATCH = 4096;
 /** The slot table is written back in chunks of this size; a put marks its chunk dirty. */
 const SLOT_CHUNK_BYTES = 64 * 1024;
+/** Slot bytes flushAsync() writes per event-loop turn (about a tenth of a millisecond of copying). */
+const SLOT_BYTES_PER_TURN = 8 * SLOT_CHUNK_BYTES;
 /** Entries read per positioned read when scanning backwards. */
 const ENTRY_READ_CHUNK = 1024;
 const INT32_MAX = 0x7fffffff;
@@ -152,6 +159,8 @@ export class IndexFile {
   private writtenIndexCount = 1;
   private pendingEntries: Buffer | undefined;
   private headerDirty = false;
+  /** indexCount in the header last written (a slower flushAsync must not write an older one). */
+  private headerIndexCount = 0;
   private unsynced = false;
   /** fdatasyncs running on the thread pool; close() and destroy() leave the descriptor to the last. */
   private syncsInFlight = 0;
@@ -215,6 +224,7 @@ export class IndexFile {
     // IndexHeader.load: a count of 0 or less is an empty file.
     file.indexCount = Math.max(1, header.readInt32BE(Header.IndexCount));
     file.writtenIndexCount = file.indexCount;
+    file.headerIndexCount = file.indexCount;
     const problem = file.headerProblem();
     if (problem !== undefined) {
       closeSync(fd);
@@ -450,8 +460,34 @@ export class IndexFile {
    * promise resolves; on a failure the file stays unsynced and the promise rejects with RbError.
    */
   async flushAsync(): Promise<void> {
-    const fd = this.fdOrThrow();
-    this.writeBuffered();
+    let fd = this.fdOrThrow();
+    if (this.slots === undefined) {
+      this.writeBuffered();
+    } else {
+      const header = this.encodeHeader();
+      const headerIndexCount = this.indexCount;
+      try {
+        this.writePendingEntries();
+        for (let chunk = 0; chunk >= 0;) {
+          chunk = this.writeDirtySlotsFrom(fd, chunk, SLOT_BYTES_PER_TURN);
+          if (chunk < 0) break;
+          await new Promise<void>((resolve) => setImmediate(resolve));
+          // Closed or sealed meanwhile: that synchronous flush wrote every slot and the header.
+          if (this.fd === undefined) return;
+          fd = this.fd;
+          if (this.slots === undefined) break;
+          this.writePendingEntries();
+        }
+        if (headerIndexCount > this.headerIndexCount) {
+          writeFully(fd, header, 0, INDEX_HEADER_BYTES, 0);
+          this.headerIndexCount = headerIndexCount;
+          this.unsynced = true;
+        }
+      } catch (err) {
+        if (err instanceof RbError) throw err;
+        throw ioFailed(this.path, 'write', err);
+      }
+    }
     if (!this.unsynced) return;
     // Cleared before the sync: a write meanwhile sets it again for the next flush.
     this.unsynced = false;
@@ -495,9 +531,10 @@ export class IndexFile {
     try {
       this.writePendingEntries();
       if (this.dirtySlotChunkCount > 0) this.writeDirtySlots(fd);
-      if (this.headerDirty) {
+      if (this.headerDirty || this.indexCount > this.headerIndexCount) {
         writeFully(fd, this.encodeHeader(), 0, INDEX_HEADER_BYTES, 0);
         this.headerDirty = false;
+        this.headerIndexCount = this.indexCount;
         this.unsynced = true;
       }
     } catch (err) {
@@ -575,24 +612,39 @@ export class IndexFile {
     this.unsynced = true;
   }
 
-  /** One write per run of adjacent dirty chunks. */
+  /** Every dirty chunk, one write per run of adjacent ones. */
   private writeDirtySlots(fd: number): void {
+    this.writeDirtySlotsFrom(fd, 0, Infinity);
+  }
+
+  /**
+   * Writes the dirty chunks from `firstChunk` on, one write per run of adjacent ones, until about
+   * `maxBytes` are written; returns the chunk to go on from, or -1 after the last one.
+   */
+  private writeDirtySlotsFrom(fd: number, firstChunk: number, maxBytes: number): number {
     const slots = this.slots!;
     const dirty = this.dirtySlotChunks!;
-    for (let chunk = 0; chunk < dirty.length;) {
+    let written = 0;
+    let chunk = firstChunk;
+    while (chunk < dirty.length) {
+      if (written >= maxBytes) return chunk;
       if (dirty[chunk] === 0) {
         chunk++;
         continue;
       }
       let end = chunk;
-      while (end < dirty.length && dirty[end] === 1) dirty[end++] = 0;
+      while (end < dirty.length && dirty[end] === 1 && (end - chunk) * SLOT_CHUNK_BYTES < maxBytes) {
+        dirty[end++] = 0;
+        this.dirtySlotChunkCount--;
+      }
       const from = chunk * SLOT_CHUNK_BYTES;
       const to = Math.min(slots.length, end * SLOT_CHUNK_BYTES);
       writeFully(fd, slots, from, to - from, INDEX_HEADER_BYTES + from);
+      written += to - from;
+      this.unsynced = true;
       chunk = end;
     }
-    this.dirtySlotChunkCount = 0;
-    this.unsynced = true;
+    return -1;
   }
 
   private encodeHeader(): Buffer {

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { closeSync, openSync, readdirSync, readFileSync, readSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -215,6 +216,43 @@ describe('IndexService', () => {
     putMessages(recovered, 3, 6);
     assert.deepEqual(recovered.query('orders', 'k0', 100, ...ALL_TIME), [3000, 0]);
     recovered.close();
+  });
+
+  it('writes a large slot table over several turns while puts go on, and a crash after it loses nothing flushed', async () => {
+    const dir = freshDir();
+    // 4 MB of slots (62 chunks of 64 KB): the periodic flush writes them in several slices.
+    const slots = 1_000_000;
+    const crashed = openIndex(dir, slots, 200_000);
+    // Random keys, so that keys put during the flush share slots with keys put before it.
+    const beforeKeys = Array.from({ length: 20_000 }, () => randomBytes(8).toString('hex'));
+    beforeKeys.forEach((key, n) => crashed.put('orders', key, 1000 * n, BASE_MS + n));
+    const duringKeys: string[] = [];
+    let turnsDuringFlush = 0;
+    let flushing = true;
+    const flushed = crashed.flushAsync().finally(() => (flushing = false));
+    while (flushing) {
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      turnsDuringFlush++;
+      // Fewer than a batch of entries in all, so that they stay unwritten unless the flush writes them.
+      for (let k = 0; k < 100 && duringKeys.length < 3000; k++) {
+        const key = randomBytes(8).toString('hex');
+        crashed.put('orders', key, 1000 * (beforeKeys.length + duringKeys.length), BASE_MS + beforeKeys.length);
+        duringKeys.push(key);
+      }
+    }
+    await flushed;
+    assert.ok(turnsDuringFlush >= 3, `the flush took ${turnsDuringFlush} turns`);
+    // The process dies here: nothing after the flush is written.
+    const recovered = openIndex(dir, slots, 200_000);
+    assert.equal(recovered.maxIndexedCommitLogOffset(), 1000 * (beforeKeys.length - 1));
+    const lost = beforeKeys.filter((key, n) => recovered.query('orders', key, 10, ...ALL_TIME)[0] !== 1000 * n);
+    assert.deepEqual(lost, []);
+    // Keys the header did not claim are gone, not misattributed, and can be indexed again.
+    for (const key of duringKeys) assert.deepEqual(recovered.query('orders', key, 10, ...ALL_TIME), []);
+    recovered.put('orders', duringKeys[0]!, 1000 * beforeKeys.length, BASE_MS + beforeKeys.length);
+    assert.deepEqual(recovered.query('orders', duringKeys[0]!, 10, ...ALL_TIME), [1000 * beforeKeys.length]);
+    recovered.close();
+    crashed.close();
   });
 
   it('repairs slots that a crash left pointing past the header', () => {
