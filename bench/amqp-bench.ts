@@ -20,23 +20,10 @@
  * flush policy, default async; RabbitMQ fsyncs persistent messages before confirming them either way).
  */
 import './bench-env.js';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import amqp from 'amqplib';
-import { defaultMessageStoreConfig } from '../src/engine/store/api.js';
-import { DefaultMessageStore } from '../src/engine/store/message-store.js';
 import { BODY_BYTES, bodyFor, declare, startRabbit, startRocketbridge, type Target } from './amqp-bench-servers.js';
-import {
-  argument,
-  closedLoop,
-  type Measurement,
-  printTable,
-  progress,
-  sleepMs,
-  stringArgument,
-  summarize,
-} from './bench-util.js';
+import { storeAppendRun } from './bench-process.js';
+import { argument, type Measurement, printTable, progress, sleepMs, stringArgument, summarize } from './bench-util.js';
 
 const totalMessages = Math.floor(argument('messages', 50_000));
 const capSeconds = argument('seconds', 40);
@@ -393,45 +380,23 @@ async function publishWhileConsuming(
 
 /** The store's own append rate for the same 1 KiB messages, 64 in flight, async flush. */
 async function storeBaseline(): Promise<Measurement> {
-  const dir = mkdtempSync(join(tmpdir(), 'rb-bench-amqp-store-'));
-  const store = new DefaultMessageStore({
-    ...defaultMessageStoreConfig,
-    storePath: dir,
-    flushPolicy: 'async',
-    retentionCheckIntervalMs: 0,
+  const run = await storeAppendRun({
+    dirPrefix: 'rb-bench-amqp-store-',
+    topic: 'AmqpBenchBaseline',
+    tags: 'bench',
+    body: bodyFor,
+    count: totalMessages,
+    inFlight: 64,
+    capMs: capSeconds * 1000,
   });
-  await store.start();
-  try {
-    const bornHost = { host: '127.0.0.1', port: 50000 };
-    const put = async (sequence: number): Promise<number> => {
-      const result = await store.putMessage({
-        topic: 'AmqpBenchBaseline',
-        queueId: sequence % 4,
-        flag: 0,
-        body: bodyFor(sequence),
-        properties: { TAGS: 'bench', UNIQ_KEY: `7F000001${sequence.toString(16).padStart(24, '0')}` },
-        sysFlag: 0,
-        bornTimestamp: Date.now(),
-        bornHost,
-        reconsumeTimes: 0,
-        preparedTransactionOffset: 0,
-      });
-      if (result.status !== 'PUT_OK') throw new Error(`put failed: ${result.status}`);
-      return 1;
-    };
-    const run = await closedLoop('store baseline', totalMessages, 64, put, capSeconds * 1000);
-    if (run.failures > 0) throw new Error(`store baseline: ${run.failures} failed puts`);
-    return {
-      scenario: 'store putMessage, 64 in flight (2nd baseline)',
-      messages: run.messages,
-      bytes: run.messages * BODY_BYTES,
-      seconds: run.seconds,
-      latenciesMs: run.latenciesMs,
-    };
-  } finally {
-    await store.shutdown();
-    rmSync(dir, { recursive: true, force: true });
-  }
+  if (run.failures > 0) throw new Error(`store baseline: ${run.failures} failed puts`);
+  return {
+    scenario: 'store putMessage, 64 in flight (2nd baseline)',
+    messages: run.messages,
+    bytes: run.messages * BODY_BYTES,
+    seconds: run.seconds,
+    latenciesMs: run.latenciesMs,
+  };
 }
 
 function rate(measurement: Measurement): number {

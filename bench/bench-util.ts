@@ -107,7 +107,8 @@ export function summarize(measurement: Measurement): {
   };
 }
 
-function fixed(value: number, digits: number): string {
+/** `value` with `digits` decimals, or `-` when it is not a finite number (a rate of an empty run). */
+export function fixed(value: number, digits: number): string {
   return Number.isFinite(value) ? value.toFixed(digits) : '-';
 }
 
@@ -138,6 +139,104 @@ export function printTable(title: string, rows: { measurement: Measurement; base
       ].join(' '),
     );
   }
+}
+
+/**
+ * Opens `total` connections `batchSize` at a time with `open(index)`, with a progress line, and
+ * times it. Connecting gets at least a minute whatever --seconds (`capSeconds`) says. `opened` has
+ * one slot per attempt, undefined where it failed.
+ */
+export async function openInBatches<T>(
+  label: string,
+  total: number,
+  batchSize: number,
+  capSeconds: number,
+  open: (index: number) => Promise<T>,
+): Promise<{ opened: (T | undefined)[]; failures: number; firstFailure?: string; seconds: number }> {
+  const opened: (T | undefined)[] = [];
+  let failures = 0;
+  let firstFailure: string | undefined;
+  const startMs = performance.now();
+  const deadlineMs = startMs + Math.max(capSeconds, 60) * 1000;
+  for (let first = 0; first < total && performance.now() < deadlineMs; first += batchSize) {
+    const batch = Math.min(batchSize, total - first);
+    const outcomes = await Promise.allSettled(Array.from({ length: batch }, (_, i) => open(first + i)));
+    for (const outcome of outcomes) {
+      if (outcome.status === 'fulfilled') {
+        opened.push(outcome.value);
+      } else {
+        opened.push(undefined);
+        failures++;
+        firstFailure ??= (outcome.reason as Error).message;
+      }
+    }
+    progress(label, first + batch, total);
+  }
+  const result = { opened, failures, seconds: (performance.now() - startMs) / 1000 };
+  return firstFailure === undefined ? result : { ...result, firstFailure };
+}
+
+/** What a benchmark holding many connections measured of a server's memory. */
+export interface HeldConnections {
+  server: string;
+  held: number;
+  failures: number;
+  firstFailure?: string;
+  connectSeconds: number;
+  rssBeforeKiB: number;
+  rssWithKiB: number;
+}
+
+/** Server RSS growth per held connection, in KiB. */
+export function kibPerConnection(result: HeldConnections): number {
+  return (result.rssWithKiB - result.rssBeforeKiB) / Math.max(result.held, 1);
+}
+
+/** Widths and decimals of the held-connections columns, which each benchmark keeps as it printed them. */
+export interface HeldConnectionsLayout {
+  serverWidth: number;
+  heldWidth: number;
+  connectDigits: number;
+  kibDigits: number;
+  /** Title of the ratio column (KiB/conn vs the baseline's), e.g. `vs aedes`. */
+  ratioTitle: string;
+  ratioDigits: number;
+}
+
+/** Header cells `server | held | failed | connect s | RSS before MiB | RSS with MiB | KiB/conn | vs ...`. */
+export function heldConnectionsHeader(layout: HeldConnectionsLayout): string[] {
+  return [
+    'server'.padEnd(layout.serverWidth),
+    'held'.padStart(layout.heldWidth),
+    'failed'.padStart(7),
+    'connect s'.padStart(10),
+    'RSS before MiB'.padStart(15),
+    'RSS with MiB'.padStart(13),
+    'KiB/conn'.padStart(9),
+    layout.ratioTitle.padStart(layout.ratioTitle.length + 1),
+  ];
+}
+
+/** The cells under {@link heldConnectionsHeader}; the ratio is empty without a baseline. */
+export function heldConnectionsCells(
+  result: HeldConnections,
+  baseline: HeldConnections | undefined,
+  layout: HeldConnectionsLayout,
+): string[] {
+  const ratio =
+    baseline === undefined
+      ? ''
+      : `${fixed((100 * kibPerConnection(result)) / kibPerConnection(baseline), layout.ratioDigits)}%`;
+  return [
+    result.server.padEnd(layout.serverWidth),
+    String(result.held).padStart(layout.heldWidth),
+    String(result.failures).padStart(7),
+    fixed(result.connectSeconds, layout.connectDigits).padStart(10),
+    fixed(result.rssBeforeKiB / 1024, 1).padStart(15),
+    fixed(result.rssWithKiB / 1024, 1).padStart(13),
+    fixed(kibPerConnection(result), layout.kibDigits).padStart(9),
+    ratio.padStart(layout.ratioTitle.length + 1),
+  ];
 }
 
 /** A one-line progress indicator on stderr for long runs. */

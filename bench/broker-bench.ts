@@ -19,9 +19,7 @@ import { join } from 'node:path';
 import type { Message } from '../src/engine/common/message.js';
 import { Producer } from '../src/engine/client/producer.js';
 import { PushConsumer } from '../src/engine/client/push-consumer.js';
-import { defaultMessageStoreConfig } from '../src/engine/store/api.js';
-import { DefaultMessageStore } from '../src/engine/store/message-store.js';
-import { cpuProfArgs, ownCpuMs, startBenchChild } from './bench-process.js';
+import { cpuProfArgs, ownCpuMs, startBenchChild, storeAppendRun } from './bench-process.js';
 import {
   argument,
   closedLoop,
@@ -136,41 +134,19 @@ async function measured<T>(servers: Servers, run: () => Promise<T>): Promise<T &
 
 /** Baseline: the store's own append rate for the same messages, 64 appenders, async flush. */
 async function storeBaseline(): Promise<ScenarioResult> {
-  const dir = mkdtempSync(join(tmpdir(), 'rb-bench-baseline-'));
-  const store = new DefaultMessageStore({
-    ...defaultMessageStoreConfig,
-    storePath: dir,
-    flushPolicy: 'async',
-    retentionCheckIntervalMs: 0,
+  const run = await storeAppendRun({
+    dirPrefix: 'rb-bench-baseline-',
+    topic: 'BenchBaseline',
+    // What our producer sends for a single message.
+    tags: 'TagA',
+    extraProperties: { WAIT: 'true' },
+    body: bodyFor,
+    count: totalMessages,
+    inFlight: SENDS_IN_FLIGHT,
+    capMs,
+    warmupMessages: WARMUP_MESSAGES,
   });
-  await store.start();
-  try {
-    const bornHost = { host: '127.0.0.1', port: 50000 };
-    const put = async (sequence: number): Promise<number> => {
-      const result = await store.putMessage({
-        topic: 'BenchBaseline',
-        queueId: sequence % 4,
-        flag: 0,
-        body: bodyFor(sequence),
-        // What our producer sends for a single message.
-        properties: { TAGS: 'TagA', UNIQ_KEY: `7F000001${sequence.toString(16).padStart(24, '0')}`, WAIT: 'true' },
-        sysFlag: 0,
-        bornTimestamp: Date.now(),
-        bornHost,
-        reconsumeTimes: 0,
-        preparedTransactionOffset: 0,
-      });
-      if (result.status !== 'PUT_OK') throw new Error(`put failed: ${result.status}`);
-      return 1;
-    };
-    await closedLoop('baseline warm-up', WARMUP_MESSAGES, SENDS_IN_FLIGHT, put, capMs);
-    const cpu0 = ownCpuMs();
-    const run = await closedLoop('store baseline', totalMessages, SENDS_IN_FLIGHT, put, capMs);
-    return scenarioResult(`store putMessage, ${SENDS_IN_FLIGHT} in flight (baseline)`, run, ownCpuMs() - cpu0, 0);
-  } finally {
-    await store.shutdown();
-    rmSync(dir, { recursive: true, force: true });
-  }
+  return scenarioResult(`store putMessage, ${SENDS_IN_FLIGHT} in flight (baseline)`, run, run.clientCpuMs, 0);
 }
 
 async function singleSends(servers: Servers, producer: Producer): Promise<ScenarioResult> {

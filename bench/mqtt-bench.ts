@@ -29,7 +29,20 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MqttClient } from 'mqtt';
 import { cpuProfArgs, openFdCount, ownCpuMs, processCpuMs, processRssKiB, startBenchChild } from './bench-process.js';
-import { argument, percentile, progress, sleepMs, stringArgument } from './bench-util.js';
+import {
+  argument,
+  fixed,
+  heldConnectionsCells,
+  heldConnectionsHeader,
+  type HeldConnections,
+  type HeldConnectionsLayout,
+  kibPerConnection,
+  openInBatches,
+  percentile,
+  progress,
+  sleepMs,
+  stringArgument,
+} from './bench-util.js';
 
 const totalMessages = Math.floor(argument('messages', 20_000));
 const capSeconds = argument('seconds', 30);
@@ -432,15 +445,8 @@ async function runScenario(server: ServerUnderTest, spec: ScenarioSpec): Promise
 // ---------------------------------------------------------------------------------------------
 // Idle connections
 
-interface IdleResult {
-  server: string;
+interface IdleResult extends HeldConnections {
   opened: number;
-  held: number;
-  failures: number;
-  firstFailure?: string;
-  connectSeconds: number;
-  rssBeforeKiB: number;
-  rssWithKiB: number;
 }
 
 /** CONNECT, MQTT 3.1.1, clean session, keep-alive 0 (the server never times it out). */
@@ -489,29 +495,21 @@ async function idleScenario(server: ServerUnderTest): Promise<IdleResult> {
   await server.gc();
   const rssBeforeKiB = processRssKiB(server.pid);
   const fdsBefore = openFdCount(server.pid);
-  const sockets: Socket[] = [];
   let closed = 0;
-  let failures = 0;
-  let firstFailure: string | undefined;
-  const startMs = performance.now();
-  const deadlineMs = startMs + Math.max(capSeconds, 60) * 1000;
-  for (let first = 0; first < idleConnections && performance.now() < deadlineMs; first += CONNECT_BATCH) {
-    const batch = Math.min(CONNECT_BATCH, idleConnections - first);
-    const opened = await Promise.allSettled(
-      Array.from({ length: batch }, (_, i) => openIdle(server.port, `idle-${first + i}`)),
-    );
-    for (const outcome of opened) {
-      if (outcome.status === 'fulfilled') {
-        sockets.push(outcome.value);
-        outcome.value.once('close', () => closed++);
-      } else {
-        failures++;
-        firstFailure ??= (outcome.reason as Error).message;
-      }
-    }
-    progress(`${server.name} idle connections`, first + batch, idleConnections);
-  }
-  const connectSeconds = (performance.now() - startMs) / 1000;
+  const opened = await openInBatches(
+    `${server.name} idle connections`,
+    idleConnections,
+    CONNECT_BATCH,
+    capSeconds,
+    async (index) => {
+      const socket = await openIdle(server.port, `idle-${index}`);
+      socket.once('close', () => closed++);
+      return socket;
+    },
+  );
+  const sockets = opened.opened.filter((socket): socket is Socket => socket !== undefined);
+  const { failures, firstFailure } = opened;
+  const connectSeconds = opened.seconds;
   // Let the server settle (timers, lazily allocated buffers), then collect garbage and read RSS.
   await sleepMs(2000);
   await server.gc();
@@ -538,10 +536,6 @@ async function idleScenario(server: ServerUnderTest): Promise<IdleResult> {
 
 // ---------------------------------------------------------------------------------------------
 // Report
-
-function fixed(value: number, digits: number): string {
-  return Number.isFinite(value) ? value.toFixed(digits) : '-';
-}
 
 function rateOf(result: ScenarioResult): number {
   return result.completed / result.seconds;
@@ -604,42 +598,23 @@ function printThroughput(results: ScenarioResult[]): void {
   }
 }
 
-function kibPerConnection(result: IdleResult): number {
-  return (result.rssWithKiB - result.rssBeforeKiB) / Math.max(result.held, 1);
-}
+const IDLE_LAYOUT: HeldConnectionsLayout = {
+  serverWidth: 13,
+  heldWidth: 7,
+  connectDigits: 1,
+  kibDigits: 2,
+  ratioTitle: 'vs aedes',
+  ratioDigits: 1,
+};
 
 function printIdle(results: IdleResult[]): void {
   console.log(
     `\nIdle connections (${idleConnections} raw MQTT connections, keep-alive 0; server RSS from /proc, after a GC in node servers)`,
   );
-  console.log(
-    [
-      'server'.padEnd(13),
-      'held'.padStart(7),
-      'failed'.padStart(7),
-      'connect s'.padStart(10),
-      'RSS before MiB'.padStart(15),
-      'RSS with MiB'.padStart(13),
-      'KiB/conn'.padStart(9),
-      'vs aedes'.padStart(9),
-    ].join(' '),
-  );
+  console.log(heldConnectionsHeader(IDLE_LAYOUT).join(' '));
   const baseline = results.find((result) => result.server === BASELINE);
   for (const result of results) {
-    const ratio =
-      baseline === undefined ? '' : `${fixed((100 * kibPerConnection(result)) / kibPerConnection(baseline), 1)}%`;
-    console.log(
-      [
-        result.server.padEnd(13),
-        String(result.held).padStart(7),
-        String(result.failures).padStart(7),
-        fixed(result.connectSeconds, 1).padStart(10),
-        fixed(result.rssBeforeKiB / 1024, 1).padStart(15),
-        fixed(result.rssWithKiB / 1024, 1).padStart(13),
-        fixed(kibPerConnection(result), 2).padStart(9),
-        ratio.padStart(9),
-      ].join(' '),
-    );
+    console.log(heldConnectionsCells(result, baseline, IDLE_LAYOUT).join(' '));
     if (result.firstFailure !== undefined) console.log(`  ${result.server}: first failure: ${result.firstFailure}`);
     if (result.firstFailure?.includes('EMFILE') === true) {
       console.log('  note: out of file descriptors; raise the limit (ulimit -n 65536) and run again');

@@ -28,7 +28,21 @@ import './bench-env.js';
 import { WebSocket } from 'ws';
 import { Producer } from '../src/engine/client/producer.js';
 import { ownCpuMs, processRssKiB, startBenchChild } from './bench-process.js';
-import { argument, closedLoop, type Measurement, percentile, printTable, progress, sleepMs } from './bench-util.js';
+import {
+  argument,
+  closedLoop,
+  fixed,
+  heldConnectionsCells,
+  heldConnectionsHeader,
+  type HeldConnections,
+  type HeldConnectionsLayout,
+  type Measurement,
+  openInBatches,
+  percentile,
+  printTable,
+  progress,
+  sleepMs,
+} from './bench-util.js';
 
 const totalMessages = Math.floor(argument('messages', 50_000));
 const connectionCount = Math.floor(argument('connections', 1000));
@@ -194,10 +208,6 @@ async function metered<T>(server: ChildServer, run: () => Promise<T>): Promise<T
   return { ...result, cpu: { serverMs: (await server.cpuMs()) - server0, clientMs } };
 }
 
-function fixed(value: number, digits: number): string {
-  return Number.isFinite(value) ? value.toFixed(digits) : '-';
-}
-
 // ---------------------------------------------------------------------------------------------
 // (a) produce
 
@@ -360,14 +370,7 @@ async function wsSubscribe(server: ChildServer, producer: Producer): Promise<Con
 // ---------------------------------------------------------------------------------------------
 // (c) many connections, one tag each
 
-interface ConnectionsResult {
-  server: string;
-  held: number;
-  failures: number;
-  firstFailure?: string;
-  connectSeconds: number;
-  rssBeforeKiB: number;
-  rssWithKiB: number;
+interface ConnectionsResult extends HeldConnections {
   heapBeforeBytes: number;
   heapWithBytes: number;
   /** Server CPU while the one message per tag was sent and delivered. */
@@ -382,28 +385,8 @@ async function openMany<T>(
   label: string,
   open: (index: number) => Promise<T>,
 ): Promise<{ opened: (T | undefined)[]; failures: number; firstFailure?: string; seconds: number }> {
-  const opened: (T | undefined)[] = [];
-  let failures = 0;
-  let firstFailure: string | undefined;
-  const startMs = performance.now();
   // Like the MQTT benchmark: connecting gets at least a minute whatever --seconds says.
-  const deadlineMs = startMs + Math.max(capSeconds, 60) * 1000;
-  for (let first = 0; first < connectionCount && performance.now() < deadlineMs; first += CONNECT_BATCH) {
-    const batch = Math.min(CONNECT_BATCH, connectionCount - first);
-    const outcomes = await Promise.allSettled(Array.from({ length: batch }, (_, i) => open(first + i)));
-    for (const outcome of outcomes) {
-      if (outcome.status === 'fulfilled') {
-        opened.push(outcome.value);
-      } else {
-        opened.push(undefined);
-        failures++;
-        firstFailure ??= (outcome.reason as Error).message;
-      }
-    }
-    progress(label, first + batch, connectionCount);
-  }
-  const result = { opened, failures, seconds: (performance.now() - startMs) / 1000 };
-  return firstFailure === undefined ? result : { ...result, firstFailure };
+  return openInBatches(label, connectionCount, CONNECT_BATCH, capSeconds, open);
 }
 
 /** Server RSS (KiB) and V8 heap in use (bytes) after things settle and a full GC. */
@@ -538,9 +521,14 @@ async function echoConnections(): Promise<ConnectionsResult> {
   }
 }
 
-function kibPerConnection(result: ConnectionsResult): number {
-  return (result.rssWithKiB - result.rssBeforeKiB) / Math.max(result.held, 1);
-}
+const CONNECTIONS_LAYOUT: HeldConnectionsLayout = {
+  serverWidth: 28,
+  heldWidth: 6,
+  connectDigits: 2,
+  kibDigits: 1,
+  ratioTitle: 'vs echo',
+  ratioDigits: 0,
+};
 
 function heapKibPerConnection(result: ConnectionsResult): number {
   return (result.heapWithBytes - result.heapBeforeBytes) / 1024 / Math.max(result.held, 1);
@@ -553,14 +541,7 @@ function printConnections(results: ConnectionsResult[]): void {
   );
   console.log(
     [
-      'server'.padEnd(28),
-      'held'.padStart(6),
-      'failed'.padStart(7),
-      'connect s'.padStart(10),
-      'RSS before MiB'.padStart(15),
-      'RSS with MiB'.padStart(13),
-      'KiB/conn'.padStart(9),
-      'vs echo'.padStart(8),
+      ...heldConnectionsHeader(CONNECTIONS_LAYOUT),
       'heap KiB/conn'.padStart(14),
       'vs echo'.padStart(8),
       'delivered'.padStart(10),
@@ -570,8 +551,6 @@ function printConnections(results: ConnectionsResult[]): void {
   );
   const baseline = results.find((result) => result.delivered === undefined);
   for (const result of results) {
-    const ratio =
-      baseline === undefined ? '' : `${fixed((100 * kibPerConnection(result)) / kibPerConnection(baseline), 0)}%`;
     const heapRatio =
       baseline === undefined
         ? ''
@@ -579,14 +558,7 @@ function printConnections(results: ConnectionsResult[]): void {
     const latencies = result.latenciesMs ?? [];
     console.log(
       [
-        result.server.padEnd(28),
-        String(result.held).padStart(6),
-        String(result.failures).padStart(7),
-        fixed(result.connectSeconds, 2).padStart(10),
-        fixed(result.rssBeforeKiB / 1024, 1).padStart(15),
-        fixed(result.rssWithKiB / 1024, 1).padStart(13),
-        fixed(kibPerConnection(result), 1).padStart(9),
-        ratio.padStart(8),
+        ...heldConnectionsCells(result, baseline, CONNECTIONS_LAYOUT),
         fixed(heapKibPerConnection(result), 1).padStart(14),
         heapRatio.padStart(8),
         (result.delivered === undefined ? '' : `${result.delivered}/${result.held}`).padStart(10),

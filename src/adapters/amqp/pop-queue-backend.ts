@@ -21,7 +21,7 @@
 import { PullConsumer, type ReceivedMessage, SimpleConsumer, type Transport } from '../../engine/client/index.js';
 import { ErrorCode, isRbError } from '../../engine/common/errors.js';
 import { createLogger } from '../../engine/common/logger.js';
-import { type QueueBackend, type QueueMessage, requeueAtHead, sumBodyBytes, takeMatching } from './queue-backend.js';
+import { type QueueBackend, type QueueMessage, ReadyListBackend } from './queue-backend.js';
 
 const log = createLogger('amqp-pop-queue');
 
@@ -79,12 +79,8 @@ const ACK_BATCH_MAX = 256;
  */
 const FETCHES_IN_FLIGHT = 4;
 
-export class PopQueueBackend implements QueueBackend {
+export class PopQueueBackend extends ReadyListBackend<Entry> implements QueueBackend {
   private readonly topics = new Map<string, TopicLoop>();
-  private readonly ready: Entry[] = [];
-  private readonly unacked = new Map<number, Entry>();
-  private readonly listeners: (() => void)[] = [];
-  private readonly readyLimit: number;
   private readonly pollMs: number;
   private readonly retryMs: number;
   private readonly leaseMs: number;
@@ -92,7 +88,6 @@ export class PopQueueBackend implements QueueBackend {
   private nextId = 1;
   private running = false;
   private renewTimer: NodeJS.Timeout | undefined;
-  private drainWaiters: (() => void)[] = [];
   /** Without demand (no consumers here) the fetchers rest, leaving messages to other gateways. */
   private demand = false;
   private demandWaiters: (() => void)[] = [];
@@ -103,7 +98,7 @@ export class PopQueueBackend implements QueueBackend {
   private ackFlushTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly options: PopQueueBackendOptions) {
-    this.readyLimit = options.readyLimit ?? 1000;
+    super(options.readyLimit);
     this.pollMs = options.pollMs ?? 1000;
     this.retryMs = options.retryMs ?? 500;
     this.leaseMs = options.leaseMs ?? 30_000;
@@ -150,53 +145,8 @@ export class PopQueueBackend implements QueueBackend {
     await Promise.all(opening);
   }
 
-  receive(max: number): QueueMessage[] {
-    const taken = this.ready.splice(0, Math.max(0, max));
-    for (const entry of taken) this.unacked.set(entry.id, entry);
-    if (taken.length > 0) this.wakeDrainWaiters();
-    return taken;
-  }
-
-  takeWhere(predicate: (message: QueueMessage) => boolean, max: number): QueueMessage[] {
-    const taken = takeMatching(this.ready, this.unacked, predicate, max);
-    if (taken.length > 0) this.wakeDrainWaiters();
-    return taken;
-  }
-
-  readyCount(): number {
-    return this.ready.length;
-  }
-
-  readyBytes(): number {
-    return sumBodyBytes(this.ready);
-  }
-
-  ack(id: number): void {
-    const entry = this.unacked.get(id);
-    if (entry === undefined) return;
-    this.unacked.delete(id);
-    this.release(entry, 'drop');
-  }
-
-  nack(id: number, requeue: boolean): void {
-    const entry = this.unacked.get(id);
-    if (entry === undefined) return;
-    this.unacked.delete(id);
-    if (!requeue || !entry.loop.active) {
-      this.release(entry, requeue ? 'return' : 'drop');
-      return;
-    }
-    requeueAtHead(this.ready, entry);
-    this.emitReady();
-  }
-
-  async messageCount(): Promise<number> {
-    await this.drainAvailable();
-    return this.ready.length;
-  }
-
   async purge(): Promise<number> {
-    await this.drainAvailable();
+    await this.catchUp();
     const dropped = this.ready.splice(0, this.ready.length);
     for (const entry of dropped) this.release(entry, 'drop');
     this.wakeDrainWaiters();
@@ -211,10 +161,6 @@ export class PopQueueBackend implements QueueBackend {
       this.demandWaiters = [];
       for (const wake of waiters) wake();
     }
-  }
-
-  onReady(listener: () => void): void {
-    this.listeners.push(listener);
   }
 
   topicWritten(topic: string): void {
@@ -255,18 +201,12 @@ export class PopQueueBackend implements QueueBackend {
 
   // ---------------------------------------------------------------------------------------------
 
-  private emitReady(): void {
-    for (const listener of this.listeners) listener();
-  }
-
-  private wakeDrainWaiters(): void {
-    const waiters = this.drainWaiters;
-    this.drainWaiters = [];
-    for (const wake of waiters) wake();
+  protected stillRead(entry: Entry): boolean {
+    return entry.loop.active;
   }
 
   /** Ack (drop) or end the lease (return) in the broker, after any renewal in flight. */
-  private release(entry: Entry, how: 'drop' | 'return'): void {
+  protected release(entry: Entry, how: 'drop' | 'return'): void {
     if (how === 'drop' && entry.renewing === undefined) {
       // Coalesced: an AMQP client acks message by message (or `multiple`), many in one socket read.
       this.pendingAcks.push(entry);
@@ -452,7 +392,7 @@ export class PopQueueBackend implements QueueBackend {
   }
 
   /** Takes every message available right now (bounded by readyLimit) with non-waiting pops. */
-  private async drainAvailable(): Promise<void> {
+  protected async catchUp(): Promise<void> {
     await Promise.all(
       [...this.topics.values()].map(async (loop) => {
         for (let pulls = 0; pulls < 1000 && loop.active && this.ready.length < this.readyLimit; pulls++) {

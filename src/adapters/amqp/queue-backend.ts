@@ -105,29 +105,112 @@ interface TopicState {
 
 const COMMIT_DELAY_MS = 200;
 
-export class PullQueueBackend implements QueueBackend {
+/**
+ * What every QueueBackend keeps the same way: the ready list (fetched, not handed out, in delivery
+ * order), the unacked entries by id, the onReady listeners and the fetchers waiting for room in the
+ * ready list. Subclasses fetch into `ready` and say what releasing an entry means for the engine.
+ */
+export abstract class ReadyListBackend<E extends QueueMessage> {
+  protected readonly ready: E[] = [];
+  protected readonly unacked = new Map<number, E>();
+  protected drainWaiters: (() => void)[] = [];
+  private readonly listeners: (() => void)[] = [];
+
+  /** `readyLimit`: how many messages may be fetched ahead into the ready list (default 1000). */
+  constructor(protected readonly readyLimit = 1000) {}
+
+  /** Lets go of an entry: acked or nacked without requeue (`drop`), or nacked but no longer read here (`return`). */
+  protected abstract release(entry: E, how: 'drop' | 'return'): void;
+
+  /** Whether the entry's topic is still read here, so a nacked entry can go back to the ready list. */
+  protected abstract stillRead(entry: E): boolean;
+
+  /** Fetches (briefly, bounded) what the topics hold right now, so a count sees it. */
+  protected abstract catchUp(): Promise<void>;
+
+  /** Whether the ready list has room after a receive, so fetchers waiting for room should go on. */
+  protected hasRoom(): boolean {
+    return true;
+  }
+
+  receive(max: number): QueueMessage[] {
+    const taken = this.ready.splice(0, Math.max(0, max));
+    for (const entry of taken) this.unacked.set(entry.id, entry);
+    if (taken.length > 0 && this.hasRoom()) this.wakeDrainWaiters();
+    return taken;
+  }
+
+  takeWhere(predicate: (message: QueueMessage) => boolean, max: number): QueueMessage[] {
+    const taken = takeMatching(this.ready, this.unacked, predicate, max);
+    if (taken.length > 0) this.wakeDrainWaiters();
+    return taken;
+  }
+
+  readyCount(): number {
+    return this.ready.length;
+  }
+
+  readyBytes(): number {
+    return sumBodyBytes(this.ready);
+  }
+
+  async messageCount(): Promise<number> {
+    await this.catchUp();
+    return this.ready.length;
+  }
+
+  ack(id: number): void {
+    const entry = this.unacked.get(id);
+    if (entry === undefined) return;
+    this.unacked.delete(id);
+    this.release(entry, 'drop');
+  }
+
+  nack(id: number, requeue: boolean): void {
+    const entry = this.unacked.get(id);
+    if (entry === undefined) return;
+    this.unacked.delete(id);
+    if (!requeue || !this.stillRead(entry)) {
+      this.release(entry, requeue ? 'return' : 'drop');
+      return;
+    }
+    requeueAtHead(this.ready, entry);
+    this.emitReady();
+  }
+
+  onReady(listener: () => void): void {
+    this.listeners.push(listener);
+  }
+
+  protected emitReady(): void {
+    for (const listener of this.listeners) listener();
+  }
+
+  protected wakeDrainWaiters(): void {
+    const waiters = this.drainWaiters;
+    this.drainWaiters = [];
+    for (const wake of waiters) wake();
+  }
+}
+
+export class PullQueueBackend extends ReadyListBackend<Entry> implements QueueBackend {
   private readonly consumer: PullConsumer;
   private readonly topics = new Map<string, TopicState>();
-  private readonly ready: Entry[] = [];
-  private readonly unacked = new Map<number, Entry>();
-  private readonly listeners: (() => void)[] = [];
-  private readonly readyLimit: number;
   private readonly pollMs: number;
   private readonly retryMs: number;
   private nextId = 1;
   private running = false;
   private commitTimer: NodeJS.Timeout | undefined;
   private readonly timers = new Set<{ timer: NodeJS.Timeout; resolve: () => void }>();
-  private drainWaiters: (() => void)[] = [];
 
   constructor(private readonly options: PullQueueBackendOptions) {
+    super(options.readyLimit);
     const consumerOptions: ConstructorParameters<typeof PullConsumer>[0] = {
       group: options.group,
       nameServers: options.nameServers,
     };
     if (options.transport !== undefined) consumerOptions.transport = options.transport;
     this.consumer = new PullConsumer(consumerOptions);
-    this.readyLimit = options.readyLimit ?? 1000;
     this.pollMs = options.pollMs ?? 1000;
     this.retryMs = options.retryMs ?? 500;
   }
@@ -162,51 +245,6 @@ export class PullQueueBackend implements QueueBackend {
     await Promise.all(starting);
   }
 
-  receive(max: number): QueueMessage[] {
-    const taken = this.ready.splice(0, Math.max(0, max));
-    for (const entry of taken) this.unacked.set(entry.id, entry);
-    if (taken.length > 0 && this.ready.length < this.readyLimit) this.wakeDrainWaiters();
-    return taken;
-  }
-
-  takeWhere(predicate: (message: QueueMessage) => boolean, max: number): QueueMessage[] {
-    const taken = takeMatching(this.ready, this.unacked, predicate, max);
-    if (taken.length > 0) this.wakeDrainWaiters();
-    return taken;
-  }
-
-  readyCount(): number {
-    return this.ready.length;
-  }
-
-  readyBytes(): number {
-    return sumBodyBytes(this.ready);
-  }
-
-  ack(id: number): void {
-    const entry = this.unacked.get(id);
-    if (entry === undefined) return;
-    this.unacked.delete(id);
-    this.settle(entry);
-  }
-
-  nack(id: number, requeue: boolean): void {
-    const entry = this.unacked.get(id);
-    if (entry === undefined) return;
-    this.unacked.delete(id);
-    if (!requeue || !entry.cursor.active) {
-      this.settle(entry);
-      return;
-    }
-    requeueAtHead(this.ready, entry);
-    this.emitReady();
-  }
-
-  async messageCount(): Promise<number> {
-    await this.catchUp();
-    return this.ready.length;
-  }
-
   async purge(): Promise<number> {
     await this.catchUp();
     return this.dropReady(() => true);
@@ -214,10 +252,6 @@ export class PullQueueBackend implements QueueBackend {
 
   /** Offsets only move when messages are taken, so fetching ahead costs other gateways nothing here. */
   setDemand(): void {}
-
-  onReady(listener: () => void): void {
-    this.listeners.push(listener);
-  }
 
   topicWritten(topic: string): void {
     this.topics.get(topic)?.wake?.();
@@ -245,8 +279,12 @@ export class PullQueueBackend implements QueueBackend {
 
   // ---------------------------------------------------------------------------------------------
 
-  private emitReady(): void {
-    for (const listener of this.listeners) listener();
+  protected override hasRoom(): boolean {
+    return this.ready.length < this.readyLimit;
+  }
+
+  protected stillRead(entry: Entry): boolean {
+    return entry.cursor.active;
   }
 
   /** Removes matching ready entries as if acked; returns how many. */
@@ -256,14 +294,15 @@ export class PullQueueBackend implements QueueBackend {
       const entry = this.ready[i] as Entry;
       if (!predicate(entry)) continue;
       this.ready.splice(i, 1);
-      this.settle(entry);
+      this.release(entry);
       dropped++;
     }
     if (dropped > 0) this.wakeDrainWaiters();
     return dropped;
   }
 
-  private settle(entry: Entry): void {
+  /** Acked, dropped or not requeueable alike: the offset no longer holds the commit back. */
+  protected release(entry: Entry): void {
     entry.cursor.pending.delete(entry.queueOffset);
     this.scheduleCommit();
   }
@@ -292,7 +331,7 @@ export class PullQueueBackend implements QueueBackend {
   }
 
   /** Waits (bounded) until every cursor has pulled up to its queue's current end. */
-  private async catchUp(): Promise<void> {
+  protected async catchUp(): Promise<void> {
     const ends: { cursor: Cursor; end: number }[] = [];
     for (const state of this.topics.values()) {
       for (const cursor of state.cursors.values()) {
@@ -321,12 +360,6 @@ export class PullQueueBackend implements QueueBackend {
       };
       this.timers.add(handle);
     });
-  }
-
-  private wakeDrainWaiters(): void {
-    const waiters = this.drainWaiters;
-    this.drainWaiters = [];
-    for (const wake of waiters) wake();
   }
 
   private waitForRoom(): Promise<void> {

@@ -5,10 +5,10 @@
  * dead-letters the refused message.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import amqp, { type ChannelModel, type ConfirmChannel, type GetMessage } from 'amqplib';
+import { describe, it } from 'node:test';
+import type { ConfirmChannel, GetMessage } from 'amqplib';
+import { amqpConnectionForSuite } from '../../helpers/amqp-server.js';
 import { eventually } from '../../helpers/eventually.js';
-import { startAmqp, type AmqpTestBed } from './harness.js';
 
 /** Publishes each body and resolves with 'ack' or 'nack' per message, in order. */
 async function publishAll(
@@ -30,16 +30,7 @@ async function publishAll(
 }
 
 describe('AMQP x-max-length with x-overflow', () => {
-  let bed: AmqpTestBed;
-  let connection: ChannelModel;
-  before(async () => {
-    bed = await startAmqp('in-process');
-    connection = await amqp.connect(bed.url);
-  });
-  after(async () => {
-    await connection.close();
-    await bed.close();
-  });
+  const connection = amqpConnectionForSuite('in-process');
 
   async function drain(channel: ConfirmChannel, queue: string, expected: number): Promise<string[]> {
     const bodies: string[] = [];
@@ -61,7 +52,7 @@ describe('AMQP x-max-length with x-overflow', () => {
   }
 
   it('reject-publish: nacks the publishes past x-max-length and keeps the first ones', async () => {
-    const channel = await connection.createConfirmChannel();
+    const channel = await connection().createConfirmChannel();
     const { queue } = await channel.assertQueue('', {
       exclusive: true,
       arguments: { 'x-max-length': 2, 'x-overflow': 'reject-publish' },
@@ -83,7 +74,7 @@ describe('AMQP x-max-length with x-overflow', () => {
   });
 
   it('reject-publish: a full queue nacks, other queues bound to the exchange still get the message', async () => {
-    const channel = await connection.createConfirmChannel();
+    const channel = await connection().createConfirmChannel();
     await channel.assertExchange('overflow-fan', 'fanout', { durable: false });
     const { queue: small } = await channel.assertQueue('', {
       exclusive: true,
@@ -99,7 +90,7 @@ describe('AMQP x-max-length with x-overflow', () => {
   });
 
   it('reject-publish without confirms drops the message and keeps the channel open', async () => {
-    const channel = await connection.createChannel();
+    const channel = await connection().createChannel();
     const { queue } = await channel.assertQueue('', {
       exclusive: true,
       arguments: { 'x-max-length': 1, 'x-overflow': 'reject-publish' },
@@ -115,7 +106,7 @@ describe('AMQP x-max-length with x-overflow', () => {
   });
 
   it('reject-publish with x-max-length-bytes counts body bytes', async () => {
-    const channel = await connection.createConfirmChannel();
+    const channel = await connection().createConfirmChannel();
     const { queue } = await channel.assertQueue('', {
       exclusive: true,
       arguments: { 'x-max-length-bytes': 10, 'x-overflow': 'reject-publish' },
@@ -131,7 +122,7 @@ describe('AMQP x-max-length with x-overflow', () => {
   });
 
   it('drop-head with x-max-length-bytes drops the oldest until the bytes fit', async () => {
-    const channel = await connection.createConfirmChannel();
+    const channel = await connection().createConfirmChannel();
     const { queue } = await channel.assertQueue('', {
       exclusive: true,
       arguments: { 'x-max-length-bytes': 10, 'x-overflow': 'drop-head' },
@@ -149,7 +140,7 @@ describe('AMQP x-max-length with x-overflow', () => {
   });
 
   it('reject-publish-dlx dead-letters the refused message with reason maxlen', async () => {
-    const channel = await connection.createConfirmChannel();
+    const channel = await connection().createConfirmChannel();
     await channel.assertExchange('overflow-dlx', 'direct', { durable: false });
     const { queue: parking } = await channel.assertQueue('', { exclusive: true });
     await channel.bindQueue(parking, 'overflow-dlx', 'full');

@@ -1,22 +1,13 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import amqp, { type ChannelModel, type ConsumeMessage, type GetMessage } from 'amqplib';
+import { describe, it } from 'node:test';
+import type { ChannelModel, GetMessage } from 'amqplib';
+import { amqpConnectionForSuite, collectBodies } from '../../helpers/amqp-server.js';
 import { eventually } from '../../helpers/eventually.js';
-import { startAmqp, type AmqpTestBed } from './harness.js';
 
 type Death = { count: number; reason: string; queue: string; exchange: string; 'routing-keys': string[] };
 
 describe('AMQP queue purge, delete and queue arguments', () => {
-  let bed: AmqpTestBed;
-  let connection: ChannelModel;
-  before(async () => {
-    bed = await startAmqp('in-process');
-    connection = await amqp.connect(bed.url);
-  });
-  after(async () => {
-    await connection.close();
-    await bed.close();
-  });
+  const connection = amqpConnectionForSuite('in-process');
 
   async function getOne(
     channel: Awaited<ReturnType<ChannelModel['createChannel']>>,
@@ -33,7 +24,7 @@ describe('AMQP queue purge, delete and queue arguments', () => {
   }
 
   it('purges ready messages and reports how many', async () => {
-    const channel = await connection.createConfirmChannel();
+    const channel = await connection().createConfirmChannel();
     const { queue } = await channel.assertQueue('', { exclusive: true });
     for (let i = 0; i < 4; i++) channel.sendToQueue(queue, Buffer.from(String(i)));
     await channel.waitForConfirms();
@@ -44,23 +35,23 @@ describe('AMQP queue purge, delete and queue arguments', () => {
   });
 
   it('refuses delete if-unused with a consumer and if-empty with messages, and cancels consumers of a deleted queue', async () => {
-    const channel = await connection.createConfirmChannel();
+    const channel = await connection().createConfirmChannel();
     await channel.assertQueue('doomed', { durable: false });
     let cancelled = false;
     await channel.consume('doomed', (message) => {
       if (message === null) cancelled = true;
     });
-    const probe = await connection.createChannel();
+    const probe = await connection().createChannel();
     probe.on('error', () => undefined);
     await assert.rejects(
       probe.deleteQueue('doomed', { ifUnused: true }),
       (err: Error & { code?: number }) => err.code === 406,
     );
-    const other = await connection.createConfirmChannel();
+    const other = await connection().createConfirmChannel();
     await other.assertQueue('full', { durable: false });
     other.sendToQueue('full', Buffer.from('x'));
     await other.waitForConfirms();
-    const probe2 = await connection.createChannel();
+    const probe2 = await connection().createChannel();
     probe2.on('error', () => undefined);
     await assert.rejects(
       probe2.deleteQueue('full', { ifEmpty: true }),
@@ -75,7 +66,7 @@ describe('AMQP queue purge, delete and queue arguments', () => {
   });
 
   it('dead-letters a rejected message to x-dead-letter-exchange with the x-dead-letter-routing-key and x-death', async () => {
-    const channel = await connection.createChannel();
+    const channel = await connection().createChannel();
     await channel.assertExchange('dlx', 'direct', { durable: false });
     const { queue: parking } = await channel.assertQueue('', { exclusive: true });
     await channel.bindQueue(parking, 'dlx', 'parked');
@@ -108,7 +99,7 @@ describe('AMQP queue purge, delete and queue arguments', () => {
   });
 
   it('expires messages after x-message-ttl or their expiration and dead-letters them', async () => {
-    const channel = await connection.createChannel();
+    const channel = await connection().createChannel();
     const { queue: expired } = await channel.assertQueue('', { exclusive: true });
     const { queue: delay } = await channel.assertQueue('', {
       exclusive: true,
@@ -129,31 +120,24 @@ describe('AMQP queue purge, delete and queue arguments', () => {
   });
 
   it('keeps at most x-max-length ready messages, dropping the oldest', async () => {
-    const channel = await connection.createConfirmChannel();
+    const channel = await connection().createConfirmChannel();
     const { queue } = await channel.assertQueue('', { exclusive: true, arguments: { 'x-max-length': 2 } });
     for (let i = 1; i <= 5; i++) channel.sendToQueue(queue, Buffer.from(`m${i}`));
     await channel.waitForConfirms();
     await eventually(async () => (await channel.checkQueue(queue)).messageCount === 2, { timeoutMs: 5000 });
-    const bodies: string[] = [];
-    await channel.consume(
-      queue,
-      (message: ConsumeMessage | null) => {
-        if (message !== null) bodies.push(message.content.toString());
-      },
-      { noAck: true },
-    );
+    const bodies = await collectBodies(channel, queue);
     await eventually(() => bodies.length === 2, { timeoutMs: 5000 });
     assert.deepEqual(bodies, ['m4', 'm5']);
     await channel.close();
   });
 
   it('deletes a queue unused for x-expires and refuses a non-numeric argument with 406', async () => {
-    const channel = await connection.createChannel();
+    const channel = await connection().createChannel();
     channel.on('error', () => undefined);
     await channel.assertQueue('short-lived-queue', { arguments: { 'x-expires': 300 } });
     await eventually(
       async () => {
-        const probe = await connection.createChannel();
+        const probe = await connection().createChannel();
         probe.on('error', () => undefined);
         await assert.rejects(
           probe.checkQueue('short-lived-queue'),
