@@ -13,6 +13,8 @@ import { cpuProfArgs, processCpuMs, startBenchChild } from './bench-process.js';
 import { sleepMs } from './bench-util.js';
 
 export const BODY_BYTES = 1024;
+/** Unconfirmed publishes a confirm-channel publisher keeps in flight (the issue's window). */
+export const CONFIRM_WINDOW = 1000;
 
 /** A 1 KiB body carrying its sequence number in the first 4 bytes. */
 export function bodyFor(sequence: number): Buffer {
@@ -160,4 +162,63 @@ export async function declare(url: string, queue: string): Promise<void> {
   } finally {
     await connection.close();
   }
+}
+
+/** Options of {@link publishConfirmedOn}. */
+export interface ConfirmedPublishOptions {
+  /** Publish at this rate (msgs/s) instead of as fast as the window allows. */
+  ratePerSec?: number | undefined;
+  /** Filled with each message's publish time (performance.now()), indexed by sequence. */
+  sentAtMs?: Float64Array | undefined;
+  /** Stop publishing at this performance.now() time. */
+  deadlineMs?: number;
+  /** Called after each publish with the number published so far. */
+  onPublished?: (sent: number) => void;
+}
+
+/**
+ * Publishes `count` persistent 1 KiB messages (bodyFor) to `queue` through the default exchange on
+ * a confirm channel, at most CONFIRM_WINDOW unconfirmed, and waits (up to `drainWaitMs`) for the
+ * last confirms. Latency = publish call to its confirm.
+ */
+export async function publishConfirmedOn(
+  channel: amqp.ConfirmChannel,
+  queue: string,
+  count: number,
+  options: ConfirmedPublishOptions = {},
+  drainWaitMs = 10_000,
+): Promise<{ seconds: number; latenciesMs: number[]; confirmed: number; nacked: number }> {
+  const { ratePerSec, sentAtMs, deadlineMs = Infinity, onPublished } = options;
+  const latenciesMs: number[] = [];
+  let inFlight = 0;
+  let confirmed = 0;
+  let nacked = 0;
+  let wake: (() => void) | undefined;
+  const startMs = performance.now();
+  for (let sent = 0; sent < count && performance.now() < deadlineMs; sent++) {
+    while (inFlight >= CONFIRM_WINDOW) await new Promise<void>((resolve) => (wake = resolve));
+    if (ratePerSec !== undefined) {
+      const aheadMs = startMs + (sent * 1000) / ratePerSec - performance.now();
+      if (aheadMs > 1) await sleepMs(aheadMs);
+    }
+    inFlight++;
+    const publishedMs = performance.now();
+    if (sentAtMs !== undefined) sentAtMs[sent] = publishedMs;
+    const writable = channel.publish('', queue, bodyFor(sent), { persistent: true }, (err) => {
+      inFlight--;
+      if (err === null || err === undefined) {
+        confirmed++;
+        latenciesMs.push(performance.now() - publishedMs);
+      } else {
+        nacked++;
+      }
+      const resume = wake;
+      wake = undefined;
+      resume?.();
+    });
+    if (!writable) await new Promise<void>((resolve) => channel.once('drain', () => resolve()));
+    onPublished?.(sent);
+  }
+  for (let waits = 0; inFlight > 0 && waits < drainWaitMs / 10; waits++) await sleepMs(10);
+  return { seconds: (performance.now() - startMs) / 1000, latenciesMs, confirmed, nacked };
 }

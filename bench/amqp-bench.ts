@@ -21,7 +21,16 @@
  */
 import './bench-env.js';
 import amqp from 'amqplib';
-import { BODY_BYTES, bodyFor, declare, startRabbit, startRocketbridge, type Target } from './amqp-bench-servers.js';
+import {
+  BODY_BYTES,
+  bodyFor,
+  CONFIRM_WINDOW,
+  declare,
+  publishConfirmedOn,
+  startRabbit,
+  startRocketbridge,
+  type Target,
+} from './amqp-bench-servers.js';
 import { storeAppendRun } from './bench-process.js';
 import { argument, type Measurement, printTable, progress, sleepMs, stringArgument, summarize } from './bench-util.js';
 
@@ -34,7 +43,6 @@ const flushArgument = stringArgument('flush') ?? 'async';
 if (flushArgument !== 'sync' && flushArgument !== 'async') throw new Error('--flush must be sync or async');
 const flushPolicy: 'sync' | 'async' = flushArgument;
 
-const CONFIRM_WINDOW = 1000;
 const PREFETCH = 256;
 const WARMUP_MESSAGES = 2000;
 const RABBIT_START_MS = 60_000;
@@ -67,44 +75,24 @@ async function publishConfirmed(
   const connection = await amqp.connect(url);
   try {
     const channel = await connection.createConfirmChannel();
-    const latenciesMs: number[] = [];
-    let inFlight = 0;
-    let confirmed = 0;
-    let nacked = 0;
-    let wake: (() => void) | undefined;
-    const startMs = performance.now();
-    const deadlineMs = startMs + capSeconds * 1000;
     const progressEvery = Math.max(1, Math.floor(count / 50));
-    let sent = 0;
-    for (; sent < count && performance.now() < deadlineMs; sent++) {
-      while (inFlight >= CONFIRM_WINDOW) await new Promise<void>((resolve) => (wake = resolve));
-      if (ratePerSec !== undefined) {
-        const aheadMs = startMs + (sent * 1000) / ratePerSec - performance.now();
-        if (aheadMs > 1) await sleepMs(aheadMs);
-      }
-      inFlight++;
-      const publishedMs = performance.now();
-      if (sentAtMs !== undefined) sentAtMs[sent] = publishedMs;
-      const writable = channel.publish('', queue, bodyFor(sent), { persistent: true }, (err) => {
-        inFlight--;
-        if (err === null || err === undefined) {
-          confirmed++;
-          latenciesMs.push(performance.now() - publishedMs);
-        } else {
-          nacked++;
-        }
-        const resume = wake;
-        wake = undefined;
-        resume?.();
-      });
-      if (!writable) await new Promise<void>((resolve) => channel.once('drain', () => resolve()));
-      if (sent % progressEvery === 0) progress(label, sent, count);
-    }
-    for (let waits = 0; inFlight > 0 && waits < capSeconds * 100; waits++) await sleepMs(10);
+    const result = await publishConfirmedOn(
+      channel,
+      queue,
+      count,
+      {
+        ratePerSec,
+        sentAtMs,
+        deadlineMs: performance.now() + capSeconds * 1000,
+        onPublished: (sent) => {
+          if (sent % progressEvery === 0) progress(label, sent, count);
+        },
+      },
+      capSeconds * 1000,
+    );
     progress(label, count, count);
-    const seconds = (performance.now() - startMs) / 1000;
     await channel.close();
-    return { seconds, latenciesMs, confirmed, nacked };
+    return result;
   } finally {
     await connection.close().catch(() => undefined);
   }

@@ -19,7 +19,15 @@
  */
 import './bench-env.js';
 import amqp from 'amqplib';
-import { BODY_BYTES, bodyFor, declare, startRabbit, startRocketbridge, type Target } from './amqp-bench-servers.js';
+import {
+  BODY_BYTES,
+  CONFIRM_WINDOW,
+  declare,
+  publishConfirmedOn,
+  startRabbit,
+  startRocketbridge,
+  type Target,
+} from './amqp-bench-servers.js';
 import { argument, type Measurement, printTable, sleepMs, stringArgument, summarize } from './bench-util.js';
 
 const seconds = argument('seconds', 5);
@@ -36,7 +44,6 @@ const serverVariants = (stringArgument('server-node-args') ?? '').split('|').map
     .filter((arg) => arg !== ''),
 );
 
-const CONFIRM_WINDOW = 1000;
 const PREFETCH = 256;
 const warmupMessages = Math.floor(argument('warmup', 20_000));
 
@@ -78,28 +85,10 @@ async function pacedRound(
       { noAck: false },
     );
     const publisher = await publisherConnection.createConfirmChannel();
-    let inFlight = 0;
-    let wake: (() => void) | undefined;
     const startMs = performance.now();
-    for (let sent = 0; sent < count; sent++) {
-      while (inFlight >= CONFIRM_WINDOW) await new Promise<void>((resolve) => (wake = resolve));
-      if (ratePerSec !== undefined) {
-        const aheadMs = startMs + (sent * 1000) / ratePerSec - performance.now();
-        if (aheadMs > 1) await sleepMs(aheadMs);
-      }
-      inFlight++;
-      const publishedMs = performance.now();
-      sentAtMs[sent] = publishedMs;
-      const writable = publisher.publish('', queue, bodyFor(sent), { persistent: true }, (err) => {
-        inFlight--;
-        if (err === null || err === undefined) confirmMs.push(performance.now() - publishedMs);
-        const resume = wake;
-        wake = undefined;
-        resume?.();
-      });
-      if (!writable) await new Promise<void>((resolve) => publisher.once('drain', () => resolve()));
-    }
-    for (let waits = 0; (inFlight > 0 || unique < count) && waits < 1000; waits++) await sleepMs(10);
+    const published = await publishConfirmedOn(publisher, queue, count, { ratePerSec, sentAtMs });
+    confirmMs.push(...published.latenciesMs);
+    for (let waits = 0; unique < count && waits < 1000; waits++) await sleepMs(10);
     const elapsed = (performance.now() - startMs) / 1000;
     await publisher.close();
     await consumer.close();
