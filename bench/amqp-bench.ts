@@ -31,8 +31,8 @@ import {
   startRocketbridge,
   type Target,
 } from './amqp-bench-servers.js';
-import { storeAppendRun } from './bench-process.js';
 import { argument, type Measurement, printTable, progress, sleepMs, stringArgument, summarize } from './bench-util.js';
+import { storeAppendRun } from './store-baseline.js';
 
 const totalMessages = Math.floor(argument('messages', 50_000));
 const capSeconds = argument('seconds', 40);

@@ -19,7 +19,8 @@ import { join } from 'node:path';
 import type { Message } from '../src/engine/common/message.js';
 import { Producer } from '../src/engine/client/producer.js';
 import { PushConsumer } from '../src/engine/client/push-consumer.js';
-import { cpuProfArgs, ownCpuMs, startBenchChild, storeAppendRun } from './bench-process.js';
+import { cpuProfArgs, ownCpuMs, startBenchChild } from './bench-process.js';
+import { storeAppendRun } from './store-baseline.js';
 import {
   argument,
   closedLoop,

@@ -360,7 +360,7 @@ export class PopQueueBackend extends ReadyListBackend<Entry> implements QueueBac
         continue;
       }
       if (this.ready.length + loop.reserved >= this.readyLimit) {
-        await new Promise<void>((resolve) => this.drainWaiters.push(resolve));
+        await this.waitForRoom();
         continue;
       }
       if (!this.demand) {

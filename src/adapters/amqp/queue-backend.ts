@@ -113,7 +113,7 @@ const COMMIT_DELAY_MS = 200;
 export abstract class ReadyListBackend<E extends QueueMessage> {
   protected readonly ready: E[] = [];
   protected readonly unacked = new Map<number, E>();
-  protected drainWaiters: (() => void)[] = [];
+  private drainWaiters: (() => void)[] = [];
   private readonly listeners: (() => void)[] = [];
 
   /** `readyLimit`: how many messages may be fetched ahead into the ready list (default 1000). */
@@ -184,6 +184,11 @@ export abstract class ReadyListBackend<E extends QueueMessage> {
 
   protected emitReady(): void {
     for (const listener of this.listeners) listener();
+  }
+
+  /** Resolves when a receive, take or drop has made room in the ready list. */
+  protected waitForRoom(): Promise<void> {
+    return new Promise((resolve) => this.drainWaiters.push(resolve));
   }
 
   protected wakeDrainWaiters(): void {
@@ -360,10 +365,6 @@ export class PullQueueBackend extends ReadyListBackend<Entry> implements QueueBa
       };
       this.timers.add(handle);
     });
-  }
-
-  private waitForRoom(): Promise<void> {
-    return new Promise((resolve) => this.drainWaiters.push(resolve));
   }
 
   /** Finds the topic's queues (retrying while the topic does not exist) and starts a loop per queue. */

@@ -468,15 +468,15 @@ export class IndexFile {
       const headerIndexCount = this.indexCount;
       try {
         this.writePendingEntries();
-        for (let chunk = 0; chunk >= 0;) {
-          chunk = this.writeDirtySlotsFrom(fd, chunk, SLOT_BYTES_PER_TURN);
-          if (chunk < 0) break;
+        let chunk = this.writeDirtySlotsFrom(fd, 0, SLOT_BYTES_PER_TURN);
+        while (chunk >= 0) {
           await new Promise<void>((resolve) => setImmediate(resolve));
           // Closed or sealed meanwhile: that synchronous flush wrote every slot and the header.
           if (this.fd === undefined) return;
           fd = this.fd;
           if (this.slots === undefined) break;
           this.writePendingEntries();
+          chunk = this.writeDirtySlotsFrom(fd, chunk, SLOT_BYTES_PER_TURN);
         }
         if (headerIndexCount > this.headerIndexCount) {
           writeFully(fd, header, 0, INDEX_HEADER_BYTES, 0);
@@ -531,7 +531,7 @@ export class IndexFile {
     try {
       this.writePendingEntries();
       if (this.dirtySlotChunkCount > 0) this.writeDirtySlots(fd);
-      if (this.headerDirty || this.indexCount > this.headerIndexCount) {
+      if (this.headerDirty) {
         writeFully(fd, this.encodeHeader(), 0, INDEX_HEADER_BYTES, 0);
         this.headerDirty = false;
         this.headerIndexCount = this.indexCount;
