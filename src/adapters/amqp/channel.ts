@@ -7,6 +7,7 @@
  * the peer's channel.close-ok.
  */
 import { randomBytes } from 'node:crypto';
+import { ChurnMap } from '../../engine/common/churn-map.js';
 import { createLogger } from '../../engine/common/logger.js';
 import { FrameType } from './constants.js';
 import { type BasicProperties, decodeContentHeader } from './content-header.js';
@@ -75,7 +76,8 @@ export class Channel implements ConsumerChannel {
   private busy = false;
   private pending: PendingPublish | undefined;
   private readonly consumers = new Map<string, Consumer>();
-  private readonly unacked = new Map<number, Unacked>();
+  /** By delivery tag; a ChurnMap because an entry comes and goes per delivery (see churn-map.ts). */
+  private readonly unacked = new ChurnMap<number, Unacked>();
   private deliveryTag = 0;
   private channelPrefetch = 0;
   private consumerPrefetch = 0;
@@ -631,7 +633,10 @@ export class Channel implements ConsumerChannel {
   ): void {
     let tags: number[];
     if (multiple) {
-      tags = [...this.unacked.keys()].filter((each) => tag === 0 || each <= tag);
+      tags = this.unacked
+        .keyStrings()
+        .map(Number)
+        .filter((each) => tag === 0 || each <= tag);
     } else {
       if (!this.unacked.has(tag)) {
         throw new AmqpProtocolError(ReplyCode.PreconditionFailed, `unknown delivery tag ${tag}`, { classId, methodId });

@@ -19,6 +19,7 @@
  * messages (one pop) at a time.
  */
 import { PullConsumer, type ReceivedMessage, SimpleConsumer, type Transport } from '../../engine/client/index.js';
+import { ChurnSet } from '../../engine/common/churn-map.js';
 import { ErrorCode, isRbError } from '../../engine/common/errors.js';
 import { createLogger } from '../../engine/common/logger.js';
 import { type QueueBackend, type QueueMessage, ReadyListBackend } from './queue-backend.js';
@@ -46,9 +47,9 @@ interface TopicLoop {
   fetcher: SimpleConsumer;
   drainer: SimpleConsumer;
   /** Wakes the fetch workers sleeping after a failed receive or waiting for a backlog. */
-  readonly wakers: Set<() => void>;
+  readonly wakers: ChurnSet<() => void>;
   /** The fetcher's receives in flight, so stop can wait for what they lease. */
-  readonly current: Set<Promise<unknown>>;
+  readonly current: ChurnSet<Promise<unknown>>;
   /** Messages asked for by those receives, counted against readyLimit. */
   reserved: number;
   /** The last receive came back full: more are waiting, so the extra fetch workers run. */
@@ -91,8 +92,8 @@ export class PopQueueBackend extends ReadyListBackend<Entry> implements QueueBac
   /** Without demand (no consumers here) the fetchers rest, leaving messages to other gateways. */
   private demand = false;
   private demandWaiters: (() => void)[] = [];
-  private readonly sleepers = new Set<{ timer: NodeJS.Timeout; resolve: () => void }>();
-  private readonly settling = new Set<Promise<void>>();
+  private readonly sleepers = new ChurnSet<{ timer: NodeJS.Timeout; resolve: () => void }>();
+  private readonly settling = new ChurnSet<Promise<void>>();
   /** Acks waiting to go to the broker together (BATCH_ACK_MESSAGE per fetcher), see ACK_FLUSH_DELAY_MS. */
   private pendingAcks: Entry[] = [];
   private ackFlushTimer: NodeJS.Timeout | undefined;
@@ -297,8 +298,9 @@ export class PopQueueBackend extends ReadyListBackend<Entry> implements QueueBac
       active: true,
       fetcher: this.newConsumer(topic, this.pollMs),
       drainer: this.newConsumer(topic, 0),
-      wakers: new Set(),
-      current: new Set(),
+      // ChurnSets: members come and go per receive (see churn-map.ts for why not a Set).
+      wakers: new ChurnSet(),
+      current: new ChurnSet(),
       reserved: 0,
       backlog: false,
     };

@@ -13,6 +13,7 @@
 import type { MessageExt, MessageQueue, PullResult, Transport } from '../../engine/client/index.js';
 import { PullConsumer, queueKey } from '../../engine/client/index.js';
 import { ErrorCode, isRbError } from '../../engine/common/errors.js';
+import { ChurnMap } from '../../engine/common/churn-map.js';
 import { createLogger } from '../../engine/common/logger.js';
 import { AmqpProperty } from './mapping.js';
 
@@ -112,7 +113,7 @@ const COMMIT_DELAY_MS = 200;
  */
 export abstract class ReadyListBackend<E extends QueueMessage> {
   protected readonly ready: E[] = [];
-  protected readonly unacked = new Map<number, E>();
+  protected readonly unacked = new ChurnMap<number, E>();
   private drainWaiters: (() => void)[] = [];
   private readonly listeners: (() => void)[] = [];
 
@@ -497,7 +498,7 @@ export function sumBodyBytes(entries: readonly QueueMessage[]): number {
  */
 export function takeMatching<E extends QueueMessage>(
   ready: E[],
-  unacked: Map<number, E>,
+  unacked: ChurnMap<number, E>,
   predicate: (message: QueueMessage) => boolean,
   max: number,
 ): E[] {

@@ -16,6 +16,7 @@ import {
   type Transport,
 } from '../../engine/client/index.js';
 import { javaStringHashCode } from '../../engine/common/java-hash.js';
+import { ChurnMap, ChurnSet } from '../../engine/common/churn-map.js';
 import { createLogger } from '../../engine/common/logger.js';
 import { MessageProperty } from '../../engine/common/properties.js';
 import type { BasicProperties } from './content-header.js';
@@ -147,9 +148,10 @@ export class Vhost {
   private readonly ownsTransport: boolean;
   private readonly log: DefinitionsLog;
   private readonly backendFactory: QueueBackendFactory;
-  private readonly inFlight = new Set<Promise<unknown>>();
+  private readonly inFlight = new ChurnSet<Promise<unknown>>();
   private readonly replyChannels = new Map<string, ReplyChannel>();
-  private readonly sendBatches = new Map<string, SendBatch>();
+  /** ChurnSet/ChurnMap: an entry per publish or batch comes and goes (see churn-map.ts). */
+  private readonly sendBatches = new ChurnMap<string, SendBatch>();
   /** Publisher flow control (connection.blocked); connections subscribe to it. */
   readonly flow: FlowControl;
 

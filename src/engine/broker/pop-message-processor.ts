@@ -12,6 +12,7 @@
  * `ckStartOffset popTime invisibleTime reviveQid t brokerName queueId queueOffset` (t: 1 = retry topic);
  * ack and change check its popTime against the lease, so an old handle stops working.
  */
+import { ChurnMap } from '../common/churn-map.js';
 import { mayMatchTagsCode, parseTagExpression, type TagFilter } from '../common/tag-expression.js';
 import { RETRY_GROUP_TOPIC_PREFIX, topicNameProblem } from '../common/topic.js';
 import type { RemotingChannel } from '../remoting/channel.js';
@@ -105,6 +106,7 @@ const MAX_POP_MESSAGES = 32;
 const REVIVE_QID = 0;
 
 interface Waiter {
+  readonly id: number;
   readonly topics: readonly string[];
   /** Only arrivals whose tag may match wake the pop (thousands of groups can wait on one topic). */
   readonly filter: TagFilter;
@@ -122,9 +124,11 @@ export function popTimeOfExtraInfo(extraInfo: string): number {
 }
 
 export class PopMessageProcessor {
-  private readonly waiters = new Set<Waiter>();
+  /** By id; ChurnMaps because a waiter comes and goes per pop (see churn-map.ts for why not a Set). */
+  private readonly waiters = new ChurnMap<number, Waiter>();
   /** The same waiters by watched topic, so an arrival looks only at the pops of its topic. */
-  private readonly waitersByTopic = new Map<string, Set<Waiter>>();
+  private readonly waitersByTopic = new ChurnMap<string, ChurnMap<number, Waiter>>();
+  private nextWaiterId = 1;
   private stopped = false;
 
   constructor(
@@ -136,13 +140,13 @@ export class PopMessageProcessor {
   notifyArrival(topic: string, tagsCode: number): void {
     const waiting = this.waitersByTopic.get(topic);
     if (waiting === undefined) return;
-    for (const waiter of [...waiting]) if (mayMatchTagsCode(waiter.filter, tagsCode)) waiter.wake();
+    for (const waiter of waiting.values()) if (mayMatchTagsCode(waiter.filter, tagsCode)) waiter.wake();
   }
 
   /** Answers every waiting pop. */
   shutdown(): void {
     this.stopped = true;
-    for (const waiter of [...this.waiters]) waiter.wake();
+    for (const waiter of this.waiters.values()) waiter.wake();
   }
 
   get waitingCount(): number {
@@ -304,13 +308,14 @@ export class PopMessageProcessor {
   private waitForArrival(topics: readonly string[], filter: TagFilter, timeoutMs: number): Promise<void> {
     return new Promise<void>((resolve) => {
       const waiter: Waiter = {
+        id: this.nextWaiterId++,
         topics,
         filter,
         wake: () => {
-          if (!this.waiters.delete(waiter)) return;
+          if (!this.waiters.delete(waiter.id)) return;
           for (const topic of topics) {
             const waiting = this.waitersByTopic.get(topic);
-            waiting?.delete(waiter);
+            waiting?.delete(waiter.id);
             if (waiting?.size === 0) this.waitersByTopic.delete(topic);
           }
           clearTimeout(timer);
@@ -319,14 +324,14 @@ export class PopMessageProcessor {
         },
       };
       const timer = setTimeout(() => waiter.wake(), timeoutMs);
-      this.waiters.add(waiter);
+      this.waiters.set(waiter.id, waiter);
       for (const topic of topics) {
         let waiting = this.waitersByTopic.get(topic);
         if (waiting === undefined) {
-          waiting = new Set();
+          waiting = new ChurnMap();
           this.waitersByTopic.set(topic, waiting);
         }
-        waiting.add(waiter);
+        waiting.set(waiter.id, waiter);
       }
     });
   }

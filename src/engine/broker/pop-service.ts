@@ -37,6 +37,7 @@ import { rename } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { dirname, join } from 'node:path';
 import { createLogger } from '../common/logger.js';
+import { ChurnMap } from '../common/churn-map.js';
 import { Field } from '../common/message-record.js';
 import { MessageProperty } from '../common/properties.js';
 import { parseTagExpression, type TagFilter } from '../common/tag-expression.js';
@@ -44,7 +45,7 @@ import { RETRY_GROUP_TOPIC_PREFIX, dlqTopicOf } from '../common/topic.js';
 import { GetStatus, PutStatus, type MessageStore } from '../store/api.js';
 import { readJsonFile, writeFileAtomic, writeFileAtomicAsync } from '../common/atomic-file.js';
 import type { ConsumerOffsetManager } from './consumer-offset-manager.js';
-import { MinHeap } from './min-heap.js';
+import { type HeapPositioned, IndexedMinHeap } from './min-heap.js';
 import { popRetryTopicOf, restoreAs, userProperties } from './system-message.js';
 import { PERM_READ_WRITE, type TopicConfigManager } from './topic-config-manager.js';
 
@@ -70,7 +71,9 @@ const RETRY_FIRST_RATIO = 0.2;
 /** ConsumeInitMode: where a group without an offset starts. */
 export const ConsumeInitMode = { Min: 0, Max: 1 } as const;
 
-interface Lease {
+/** A message leased to the group; in the deadline heap while it is not being revived. */
+interface Lease extends HeapPositioned {
+  readonly state: QueueState;
   readonly queueOffset: number;
   readonly commitLogOffset: number;
   popTime: number;
@@ -84,7 +87,8 @@ interface QueueState {
   readonly topic: string;
   readonly queueId: number;
   nextPopOffset: number;
-  readonly leases: Map<number, Lease>;
+  /** By queue offset; a ChurnMap because a lease comes and goes per message (see churn-map.ts). */
+  readonly leases: ChurnMap<number, Lease>;
 }
 
 type JournalRecord =
@@ -99,13 +103,6 @@ type Change = JournalRecord extends infer R ? (R extends { s: number } ? Omit<R,
 interface Snapshot {
   seq: number;
   queues: { g: string; t: string; q: number; n: number; leases: [number, number, number, number][] }[];
-}
-
-interface DueLease {
-  deadlineMs: number;
-  key: string;
-  queueOffset: number;
-  popTime: number;
 }
 
 export interface PopRequest {
@@ -157,7 +154,8 @@ export function isPopRetryTopic(topic: string): boolean {
 
 export class PopService {
   private readonly states = new Map<string, QueueState>();
-  private readonly due = new MinHeap<DueLease>((a, b) => a.deadlineMs < b.deadlineMs);
+  /** Every lease in flight by deadline (a lease leaves it when it ends or starts reviving). */
+  private readonly due = new IndexedMinHeap<Lease>((a, b) => a.deadlineMs < b.deadlineMs);
   private readonly snapshotPath: string;
   private readonly journalPath: string;
   private readonly nextJournalPath: string;
@@ -199,23 +197,13 @@ export class PopService {
     for (const queue of snapshot?.queues ?? []) {
       const state = this.stateFor(queue.g, queue.t, queue.q, queue.n);
       for (const [queueOffset, commitLogOffset, popTime, invisibleTimeMs] of queue.leases) {
-        state.leases.set(queueOffset, {
-          queueOffset,
-          commitLogOffset,
-          popTime,
-          invisibleTimeMs,
-          deadlineMs: popTime + invisibleTimeMs,
-          reviving: false,
-        });
+        this.addLease(state, queueOffset, commitLogOffset, popTime, invisibleTimeMs);
       }
     }
     this.replayJournal(snapshot?.seq ?? 0);
     this.compactSync();
-    for (const [key, state] of this.states) {
-      for (const lease of state.leases.values()) {
-        this.due.push({ deadlineMs: lease.deadlineMs, key, queueOffset: lease.queueOffset, popTime: lease.popTime });
-        this.lastPopTime = Math.max(this.lastPopTime, lease.popTime);
-      }
+    for (const state of this.states.values()) {
+      for (const lease of state.leases.values()) this.lastPopTime = Math.max(this.lastPopTime, lease.popTime);
     }
     this.stopped = false;
     this.flushTimer = setInterval(() => this.flush(), this.options.flushIntervalMs);
@@ -334,12 +322,11 @@ export class PopService {
     popTime: number,
     invisibleTimeMs: number,
   ): { popTime: number; invisibleTimeMs: number } | undefined {
-    const key = keyOf(group, topic, queueId);
-    const lease = this.states.get(key)?.leases.get(queueOffset);
+    const lease = this.states.get(keyOf(group, topic, queueId))?.leases.get(queueOffset);
     if (lease === undefined || lease.popTime !== popTime || lease.reviving) return undefined;
     const newPopTime = this.nextPopTime();
     this.record({ k: 'chg', g: group, t: topic, q: queueId, o: queueOffset, p: newPopTime, i: invisibleTimeMs });
-    this.schedule(key, lease);
+    this.armReviveBy(lease.deadlineMs);
     return { popTime: newPopTime, invisibleTimeMs };
   }
 
@@ -364,7 +351,7 @@ export class PopService {
     const key = keyOf(group, topic, queueId);
     let state = this.states.get(key);
     if (state === undefined) {
-      state = { group, topic, queueId, nextPopOffset, leases: new Map() };
+      state = { group, topic, queueId, nextPopOffset, leases: new ChurnMap() };
       this.states.set(key, state);
     }
     return state;
@@ -427,11 +414,7 @@ export class PopService {
         o: got.queueOffsets,
         c: commitLogOffsets,
       });
-      const key = keyOf(group, topic, queueId);
-      for (const queueOffset of got.queueOffsets) {
-        const lease = state.leases.get(queueOffset);
-        if (lease !== undefined) this.schedule(key, lease);
-      }
+      this.armReviveBy(result.popTime + request.invisibleTimeMs);
       result.records.push(...got.records);
       result.queues.push({ retry: isRetry, queueId, startOffset, queueOffsets: got.queueOffsets });
     } else if (got.status === GetStatus.NoMatchedMessage && got.nextBeginOffset > state.nextPopOffset) {
@@ -450,7 +433,7 @@ export class PopService {
     const committed = this.options.offsets.query(state.group, state.topic, state.queueId);
     if (endedOffset !== undefined && committed >= 0 && committed < endedOffset && state.leases.has(committed)) return;
     let lowest = state.nextPopOffset;
-    for (const queueOffset of state.leases.keys()) if (queueOffset < lowest) lowest = queueOffset;
+    for (const lease of state.leases.values()) if (lease.queueOffset < lowest) lowest = lease.queueOffset;
     if (committed !== lowest) this.options.offsets.commit(state.group, state.topic, state.queueId, lowest);
   }
 
@@ -470,27 +453,21 @@ export class PopService {
         state.nextPopOffset = record.n;
         break;
       case 'reset':
+        for (const lease of state.leases.values()) this.due.remove(lease);
         state.leases.clear();
         state.nextPopOffset = record.n;
         break;
       case 'pop':
         record.o.forEach((queueOffset, index) => {
-          state.leases.set(queueOffset, {
-            queueOffset,
-            commitLogOffset: record.c[index] ?? -1,
-            popTime: record.p,
-            invisibleTimeMs: record.i,
-            deadlineMs: record.p + record.i,
-            reviving: false,
-          });
+          this.addLease(state, queueOffset, record.c[index] ?? -1, record.p, record.i);
         });
         state.nextPopOffset = Math.max(state.nextPopOffset, record.n);
         break;
       case 'ack':
-        state.leases.delete(record.o);
+        this.endLease(state, record.o);
         break;
       case 'acks':
-        for (const queueOffset of record.o) state.leases.delete(queueOffset);
+        for (const queueOffset of record.o) this.endLease(state, queueOffset);
         break;
       case 'chg': {
         const lease = state.leases.get(record.o);
@@ -498,10 +475,41 @@ export class PopService {
           lease.popTime = record.p;
           lease.invisibleTimeMs = record.i;
           lease.deadlineMs = record.p + record.i;
+          if (!lease.reviving) this.due.update(lease);
         }
         break;
       }
     }
+  }
+
+  private addLease(
+    state: QueueState,
+    queueOffset: number,
+    commitLogOffset: number,
+    popTime: number,
+    invisibleTimeMs: number,
+  ): void {
+    this.endLease(state, queueOffset);
+    const deadlineMs = popTime + invisibleTimeMs;
+    const lease: Lease = {
+      state,
+      queueOffset,
+      commitLogOffset,
+      popTime,
+      invisibleTimeMs,
+      deadlineMs,
+      reviving: false,
+      heapIndex: -1,
+    };
+    state.leases.set(queueOffset, lease);
+    this.due.push(lease);
+  }
+
+  private endLease(state: QueueState, queueOffset: number): void {
+    const lease = state.leases.get(queueOffset);
+    if (lease === undefined) return;
+    state.leases.delete(queueOffset);
+    this.due.remove(lease);
   }
 
   private append(record: JournalRecord): void {
@@ -551,12 +559,9 @@ export class PopService {
         t: state.topic,
         q: state.queueId,
         n: state.nextPopOffset,
-        leases: [...state.leases.values()].map((lease) => [
-          lease.queueOffset,
-          lease.commitLogOffset,
-          lease.popTime,
-          lease.invisibleTimeMs,
-        ]),
+        leases: state.leases
+          .values()
+          .map((lease) => [lease.queueOffset, lease.commitLogOffset, lease.popTime, lease.invisibleTimeMs]),
       });
     }
     return JSON.stringify(snapshot);
@@ -623,9 +628,9 @@ export class PopService {
     this.journalDirty = false;
   }
 
-  private schedule(key: string, lease: Lease): void {
-    this.due.push({ deadlineMs: lease.deadlineMs, key, queueOffset: lease.queueOffset, popTime: lease.popTime });
-    if (lease.deadlineMs < this.armedForMs) this.armRevive();
+  /** Re-arms the revive timer when a lease now runs out before the time it is armed for. */
+  private armReviveBy(deadlineMs: number): void {
+    if (deadlineMs < this.armedForMs) this.armRevive();
   }
 
   private armRevive(): void {
@@ -653,26 +658,18 @@ export class PopService {
 
   private async reviveDue(): Promise<void> {
     for (;;) {
-      const next = this.due.peek();
-      if (this.stopped || next === undefined || next.deadlineMs > Date.now()) return;
-      this.due.pop();
-      const state = this.states.get(next.key);
-      const lease = state?.leases.get(next.queueOffset);
-      if (state === undefined || lease === undefined || lease.popTime !== next.popTime || lease.reviving) continue;
-      if (lease.deadlineMs > Date.now()) continue; // moved by changeInvisibleTime; its own entry exists
+      const lease = this.due.peek();
+      if (this.stopped || lease === undefined || lease.deadlineMs > Date.now()) return;
+      // Out of the heap while reviving: acks and deadline changes leave a reviving lease alone.
+      this.due.remove(lease);
       lease.reviving = true;
       try {
-        await this.revive(state, lease);
+        await this.revive(lease.state, lease);
       } catch (err) {
         log.error({ err }, 'reviving a pop lease failed');
         lease.reviving = false;
         lease.deadlineMs = Date.now() + RETRY_AFTER_FAILURE_MS;
-        this.due.push({
-          deadlineMs: lease.deadlineMs,
-          key: next.key,
-          queueOffset: lease.queueOffset,
-          popTime: lease.popTime,
-        });
+        if (lease.state.leases.get(lease.queueOffset) === lease) this.due.push(lease);
       }
     }
   }

@@ -1,9 +1,10 @@
 /**
  * Requests a channel sent that still wait for their response, by key (the opaque over TCP, a number
- * of its own in process), with their timeouts. Requests are grouped by timeoutMs: within a group,
- * insertion order is deadline order, so one timer armed for the earliest head covers them all
- * instead of a timer set and cleared on every request (that showed up on the send path's profile).
+ * of its own in process), with their timeouts. One timer, armed for the earliest deadline, covers
+ * them all instead of a timer set and cleared on every request (that showed up on the send path's
+ * profile); when it fires it fails what is due and re-arms for the next deadline.
  */
+import { ChurnMap } from '../common/churn-map.js';
 import { ErrorCode, RbError } from '../common/errors.js';
 import type { RemotingCommand } from './command.js';
 
@@ -14,13 +15,11 @@ interface Waiting {
   timeoutMs: number;
   /** performance.now() time at which the request times out. */
   deadlineMs: number;
-  /** The requests in flight with the same timeoutMs, this one among them. */
-  sameTimeout: Map<number, Waiting>;
 }
 
 export class PendingRequests {
-  private readonly byKey = new Map<number, Waiting>();
-  private readonly byTimeout = new Map<number, Map<number, Waiting>>();
+  /** A ChurnMap: one entry comes and goes per request (see churn-map.ts for why not a Map). */
+  private readonly byKey = new ChurnMap<number, Waiting>();
   private timer: NodeJS.Timeout | undefined;
   /** When the timer fires (Infinity when none is armed). */
   private timerDueMs = Infinity;
@@ -43,15 +42,8 @@ export class PendingRequests {
     const previous = this.take(key);
     // Opaques wrap at 2^31; a collision means a very old request still waits: fail it.
     previous?.reject(new RbError(ErrorCode.RequestTimeout, `request ${key} superseded by a newer one`));
-    let sameTimeout = this.byTimeout.get(timeoutMs);
-    if (sameTimeout === undefined) {
-      sameTimeout = new Map();
-      this.byTimeout.set(timeoutMs, sameTimeout);
-    }
     const deadlineMs = performance.now() + timeoutMs;
-    const waiting: Waiting = { resolve, reject, code, timeoutMs, deadlineMs, sameTimeout };
-    this.byKey.set(key, waiting);
-    sameTimeout.set(key, waiting);
+    this.byKey.set(key, { resolve, reject, code, timeoutMs, deadlineMs });
     if (deadlineMs < this.timerDueMs) this.armTimer(deadlineMs);
   }
 
@@ -60,9 +52,6 @@ export class PendingRequests {
     const waiting = this.byKey.get(key);
     if (waiting === undefined) return undefined;
     this.byKey.delete(key);
-    const group = waiting.sameTimeout;
-    group.delete(key);
-    if (group.size === 0 && this.byTimeout.get(waiting.timeoutMs) === group) this.byTimeout.delete(waiting.timeoutMs);
     if (this.byKey.size === 0) this.stopTimer();
     return waiting;
   }
@@ -70,9 +59,8 @@ export class PendingRequests {
   /** Fails every waiting request (the channel closed). */
   rejectAll(error: (code: number) => Error): void {
     this.stopTimer();
-    const waiting = [...this.byKey.values()];
+    const waiting = this.byKey.values();
     this.byKey.clear();
-    this.byTimeout.clear();
     for (const each of waiting) each.reject(error(each.code));
   }
 
@@ -89,26 +77,30 @@ export class PendingRequests {
     this.timerDueMs = Infinity;
   }
 
-  /** Fails the requests whose deadline has passed and re-arms the timer for the next deadline. */
+  /**
+   * Fails the requests whose deadline has passed and re-arms the timer for the next deadline. A scan
+   * of what waits, once per firing: the timer fires about once per timeout, not per request.
+   */
   private readonly expire = (): void => {
     this.timer = undefined;
     this.timerDueMs = Infinity;
     const nowMs = performance.now();
     let nextDueMs = Infinity;
-    for (const group of [...this.byTimeout.values()]) {
-      for (const [key, waiting] of group) {
-        if (waiting.deadlineMs > nowMs) {
-          nextDueMs = Math.min(nextDueMs, waiting.deadlineMs);
-          break;
-        }
-        this.take(key);
-        waiting.reject(
-          new RbError(
-            ErrorCode.RequestTimeout,
-            `${this.timeoutText(waiting.code)} timed out after ${waiting.timeoutMs} ms`,
-          ),
-        );
+    for (const keyText of this.byKey.keyStrings()) {
+      const key = Number(keyText);
+      const waiting = this.byKey.get(key);
+      if (waiting === undefined) continue;
+      if (waiting.deadlineMs > nowMs) {
+        nextDueMs = Math.min(nextDueMs, waiting.deadlineMs);
+        continue;
       }
+      this.take(key);
+      waiting.reject(
+        new RbError(
+          ErrorCode.RequestTimeout,
+          `${this.timeoutText(waiting.code)} timed out after ${waiting.timeoutMs} ms`,
+        ),
+      );
     }
     if (nextDueMs < this.timerDueMs) this.armTimer(nextDueMs);
   };

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parseDelayLevels } from '../../../src/engine/broker/broker-config.js';
-import { MinHeap } from '../../../src/engine/broker/min-heap.js';
+import { IndexedMinHeap, MinHeap } from '../../../src/engine/broker/min-heap.js';
 import { RebalanceLockManager } from '../../../src/engine/broker/rebalance-lock-manager.js';
 import { tagExpressionProblem } from '../../../src/engine/broker/subscription-check.js';
 import { ErrorCode, isRbError } from '../../../src/engine/common/errors.js';
@@ -32,6 +32,48 @@ describe('broker consumer-semantics parts', () => {
       [...values].sort((a, b) => a - b),
     );
     assert.equal(heap.pop(), undefined);
+  });
+
+  it('keeps an indexed min-heap in order through removals and key changes', () => {
+    let seed = 11;
+    const random = (): number => (seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31);
+    const heap = new IndexedMinHeap<{ key: number; heapIndex: number }>((a, b) => a.key < b.key);
+    const live = new Set<{ key: number; heapIndex: number }>();
+    for (let step = 0; step < 5_000; step++) {
+      const action = random() % 4;
+      const members = [...live];
+      const some = members[random() % Math.max(1, members.length)];
+      if (action <= 1 || some === undefined) {
+        const item = { key: random() % 1000, heapIndex: -1 };
+        heap.push(item);
+        live.add(item);
+      } else if (action === 2) {
+        heap.remove(some);
+        heap.remove(some); // a second removal is a no-op
+        assert.equal(some.heapIndex, -1);
+        live.delete(some);
+      } else {
+        some.key = random() % 1000;
+        heap.update(some);
+      }
+      const smallest = Math.min(...[...live].map((item) => item.key));
+      assert.equal(heap.peek()?.key ?? Infinity, smallest, `step ${step}`);
+      assert.equal(heap.size, live.size);
+    }
+    const drained: number[] = [];
+    for (let top = heap.peek(); top !== undefined; top = heap.peek()) {
+      drained.push(top.key);
+      heap.remove(top);
+    }
+    assert.deepEqual(
+      drained,
+      [...live].map((item) => item.key).sort((a, b) => a - b),
+    );
+    assert.throws(() => {
+      const item = { key: 1, heapIndex: -1 };
+      heap.push(item);
+      heap.push(item);
+    }, /already in the heap/);
   });
 
   it('accepts tag expressions and word patterns, and names the problem of an invalid one', () => {
