@@ -5,6 +5,7 @@
  * re-runs the pull once without the right to suspend again. A periodic check compares the queues' max
  * offsets with the parked requests, in case an arrival was missed.
  */
+import { ChurnMap, ChurnSet } from '../common/churn-map.js';
 import { createLogger } from '../common/logger.js';
 import { mayMatchTagsCode, type TagFilter } from '../common/tag-expression.js';
 
@@ -29,7 +30,8 @@ function keyOf(topic: string, queueId: number): string {
 }
 
 export class PullRequestHoldService {
-  private readonly parked = new Map<string, Set<Parked>>();
+  /** ChurnMap/ChurnSet: a pull comes and goes per request (see churn-map.ts for why not Map/Set). */
+  private readonly parked = new ChurnMap<string, ChurnSet<Parked>>();
   private parkedCount = 0;
   /** Warn once each time the limit is reached, not for every pull past it. */
   private warnedFull = false;
@@ -66,7 +68,7 @@ export class PullRequestHoldService {
     const key = keyOf(pull.topic, pull.queueId);
     let set = this.parked.get(key);
     if (set === undefined) {
-      set = new Set();
+      set = new ChurnSet();
       this.parked.set(key, set);
     }
     const parked: Parked = { ...pull, timer: setTimeout(() => this.release(key, parked), suspendMs) };
@@ -96,12 +98,14 @@ export class PullRequestHoldService {
     this.stopped = true;
     if (this.checkTimer !== undefined) clearInterval(this.checkTimer);
     this.checkTimer = undefined;
-    for (const [key, set] of [...this.parked]) for (const parked of [...set]) this.release(key, parked);
+    for (const key of this.parked.keyStrings()) {
+      for (const parked of this.parked.get(key) ?? []) this.release(key, parked);
+    }
   }
 
   private checkAll(): void {
-    for (const set of [...this.parked.values()]) {
-      const first = set.values().next().value;
+    for (const set of this.parked.values()) {
+      const first = set.values()[0];
       if (first === undefined) continue;
       const maxOffset = this.maxOffsetOf(first.topic, first.queueId);
       if (maxOffset > 0) this.notifyMessageArriving(first.topic, first.queueId, maxOffset - 1, undefined);
