@@ -24,6 +24,7 @@ import { close, closeSync, fdatasync, open, openSync, readFileSync, write } from
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { createLogger } from '../common/logger.js';
+import { ChurnMap } from '../common/churn-map.js';
 import type { MessageToStore } from '../common/message.js';
 import { decodeRecord } from '../common/message-record.js';
 import { MessageProperty } from '../common/properties.js';
@@ -31,7 +32,7 @@ import { parseTagExpression } from '../common/tag-expression.js';
 import { ResponseCode } from '../remoting/codes.js';
 import { GetStatus, PutStatus, type MessageStore } from '../store/api.js';
 import { readJsonFile, writeFileAtomic, writeFileAtomicAsync } from '../common/atomic-file.js';
-import { MinHeap } from './min-heap.js';
+import { type HeapPositioned, IndexedMinHeap } from './min-heap.js';
 import { RequestError } from './request-error.js';
 import { restoreAs, userProperties } from './system-message.js';
 
@@ -56,7 +57,7 @@ const fdatasyncAsync = promisify(fdatasync);
 const openAsync = promisify(open);
 const closeAsync = promisify(close);
 
-interface Pending {
+interface Pending extends HeapPositioned {
   deliverMs: number;
   queueOffset: number;
   commitLogOffset: number;
@@ -82,8 +83,9 @@ function timerInteger(text: string, name: string): number {
 }
 
 export class TimerMessageService {
-  private readonly heap = new MinHeap<Pending>((a, b) => a.deliverMs < b.deliverMs);
-  private readonly pending = new Map<number, Pending>();
+  private readonly heap = new IndexedMinHeap<Pending>((a, b) => a.deliverMs < b.deliverMs);
+  /** By queue offset; a ChurnMap because an entry comes and goes per message (see churn-map.ts). */
+  private readonly pending = new ChurnMap<number, Pending>();
   /** Delivered offsets at or above lowestPendingOffset. */
   private readonly deliveredAbove = new Set<number>();
   private lowestPendingOffset = 0;
@@ -145,7 +147,7 @@ export class TimerMessageService {
   track(deliverMs: number, queueOffset: number, commitLogOffset: number): void {
     if (this.stopped || this.pending.has(queueOffset) || queueOffset < this.lowestPendingOffset) return;
     if (this.deliveredAbove.has(queueOffset)) return;
-    const entry = { deliverMs, queueOffset, commitLogOffset };
+    const entry: Pending = { deliverMs, queueOffset, commitLogOffset, heapIndex: -1 };
     this.pending.set(queueOffset, entry);
     this.heap.push(entry);
     if (deliverMs < this.armedForMs) this.arm();

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parseDelayLevels } from '../../../src/engine/broker/broker-config.js';
-import { IndexedMinHeap, MinHeap } from '../../../src/engine/broker/min-heap.js';
+import { IndexedMinHeap } from '../../../src/engine/broker/min-heap.js';
 import { RebalanceLockManager } from '../../../src/engine/broker/rebalance-lock-manager.js';
 import { tagExpressionProblem } from '../../../src/engine/broker/subscription-check.js';
 import { ErrorCode, isRbError } from '../../../src/engine/common/errors.js';
@@ -22,11 +22,11 @@ describe('broker consumer-semantics parts', () => {
   it('pops a min-heap in order for any insertion order', () => {
     let seed = 7;
     const random = (): number => (seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31);
-    const heap = new MinHeap<number>((a, b) => a < b);
+    const heap = new IndexedMinHeap<{ key: number; heapIndex: number }>((a, b) => a.key < b.key);
     const values = Array.from({ length: 500 }, () => random() % 1000);
-    for (const value of values) heap.push(value);
+    for (const value of values) heap.push({ key: value, heapIndex: -1 });
     const popped: number[] = [];
-    for (let i = 0; i < values.length; i++) popped.push(heap.pop() ?? -1);
+    for (let i = 0; i < values.length; i++) popped.push(heap.pop()?.key ?? -1);
     assert.deepEqual(
       popped,
       [...values].sort((a, b) => a - b),
