@@ -80,6 +80,31 @@ describe('ProcessQueue', () => {
     assert.equal(pq.count, 0);
   });
 
+  it('finds the smallest unfinished offset through thousands of out-of-order finishes', () => {
+    let seed = 3;
+    const random = (): number => (seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31);
+    const pq = new ProcessQueue({ topic: 't', brokerName: 'b', queueId: 0 }, 0);
+    const unfinished = new Set<number>();
+    let next = 0;
+    for (let round = 0; round < 3_000; round++) {
+      const batch = Array.from({ length: random() % 8 }, () => fakeMessage(next++));
+      pq.put(batch);
+      for (const message of batch) unfinished.add(message.queueOffset);
+      // Finish a few at random, the oldest one only now and then, so a long tail builds up.
+      const candidates = [...unfinished];
+      const finished = candidates.filter(
+        (offset) => random() % 3 === 0 && (offset !== Math.min(...candidates) || random() % 50 === 0),
+      );
+      const committable = pq.remove(finished.map(fakeMessage));
+      for (const offset of finished) unfinished.delete(offset);
+      // -1 until anything was pulled.
+      const expected = next === 0 ? -1 : unfinished.size === 0 ? next : Math.min(...unfinished);
+      assert.equal(committable, expected, `round ${round}`);
+      assert.equal(pq.first()?.queueOffset, unfinished.size === 0 ? undefined : Math.min(...unfinished));
+      assert.equal(pq.count, unfinished.size);
+    }
+  });
+
   it('wakes a waiter when it is dropped', async () => {
     const pq = new ProcessQueue({ topic: 't', brokerName: 'b', queueId: 0 }, 0);
     const started = Date.now();
