@@ -9,6 +9,7 @@ import { ErrorCode, RbError } from '../common/errors.js';
 import type { RemotingCommand } from './command.js';
 
 interface Waiting {
+  key: number;
   resolve: (response: RemotingCommand) => void;
   reject: (err: Error) => void;
   code: number;
@@ -43,7 +44,7 @@ export class PendingRequests {
     // Opaques wrap at 2^31; a collision means a very old request still waits: fail it.
     previous?.reject(new RbError(ErrorCode.RequestTimeout, `request ${key} superseded by a newer one`));
     const deadlineMs = performance.now() + timeoutMs;
-    this.byKey.set(key, { resolve, reject, code, timeoutMs, deadlineMs });
+    this.byKey.set(key, { key, resolve, reject, code, timeoutMs, deadlineMs });
     if (deadlineMs < this.timerDueMs) this.armTimer(deadlineMs);
   }
 
@@ -86,15 +87,14 @@ export class PendingRequests {
     this.timerDueMs = Infinity;
     const nowMs = performance.now();
     let nextDueMs = Infinity;
-    for (const keyText of this.byKey.keyStrings()) {
-      const key = Number(keyText);
-      const waiting = this.byKey.get(key);
-      if (waiting === undefined) continue;
+    for (const waiting of this.byKey.values()) {
       if (waiting.deadlineMs > nowMs) {
         nextDueMs = Math.min(nextDueMs, waiting.deadlineMs);
         continue;
       }
-      this.take(key);
+      // Settled meanwhile by a callback of this same scan: leave it.
+      if (this.byKey.get(waiting.key) !== waiting) continue;
+      this.take(waiting.key);
       waiting.reject(
         new RbError(
           ErrorCode.RequestTimeout,
