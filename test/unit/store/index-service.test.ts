@@ -223,8 +223,20 @@ describe('IndexService', () => {
     // 4 MB of slots (62 chunks of 64 KB): the periodic flush writes them in several slices.
     const slots = 1_000_000;
     const crashed = openIndex(dir, slots, 200_000);
-    // Random keys, so that keys put during the flush share slots with keys put before it.
-    const beforeKeys = Array.from({ length: 20_000 }, () => randomBytes(8).toString('hex'));
+    // Random keys, so that keys put during the flush share slots with keys put before it. Their index
+    // hashes are distinct: a query matches by hash (as RocketMQ's does), and among 23,000 random keys
+    // two share a 31-bit hash in about one run in twenty, which would return each other's offsets.
+    const usedHashes = new Set<number>();
+    const randomKey = (): string => {
+      for (;;) {
+        const key = randomBytes(8).toString('hex');
+        const hash = indexKeyHashOf('orders', key);
+        if (usedHashes.has(hash)) continue;
+        usedHashes.add(hash);
+        return key;
+      }
+    };
+    const beforeKeys = Array.from({ length: 20_000 }, randomKey);
     beforeKeys.forEach((key, n) => crashed.put('orders', key, 1000 * n, BASE_MS + n));
     const duringKeys: string[] = [];
     let turnsDuringFlush = 0;
@@ -235,7 +247,7 @@ describe('IndexService', () => {
       turnsDuringFlush++;
       // Fewer than a batch of entries in all, so that they stay unwritten unless the flush writes them.
       for (let k = 0; k < 100 && duringKeys.length < 3000; k++) {
-        const key = randomBytes(8).toString('hex');
+        const key = randomKey();
         crashed.put('orders', key, 1000 * (beforeKeys.length + duringKeys.length), BASE_MS + beforeKeys.length);
         duringKeys.push(key);
       }
