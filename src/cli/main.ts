@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --single-threaded-gc
+#!/usr/bin/env -S node --single-threaded-gc --no-allocation-site-pretenuring
 /**
  * The `rocketbridge` command. Each sub-command lives in its own module and is registered here.
  */

@@ -37,7 +37,7 @@ import { rename } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { dirname, join } from 'node:path';
 import { createLogger } from '../common/logger.js';
-import { ChurnMap } from '../common/churn-map.js';
+import { OffsetTable } from '../common/churn-map.js';
 import { Field } from '../common/message-record.js';
 import { MessageProperty } from '../common/properties.js';
 import { parseTagExpression, type TagFilter } from '../common/tag-expression.js';
@@ -87,8 +87,8 @@ interface QueueState {
   readonly topic: string;
   readonly queueId: number;
   nextPopOffset: number;
-  /** By queue offset; a ChurnMap because a lease comes and goes per message (see churn-map.ts). */
-  readonly leases: ChurnMap<number, Lease>;
+  /** By queue offset, knowing the smallest (a lease comes and goes per message: see churn-map.ts). */
+  readonly leases: OffsetTable<Lease>;
 }
 
 type JournalRecord =
@@ -282,7 +282,7 @@ export class PopService {
     const lease = state?.leases.get(queueOffset);
     if (state === undefined || lease === undefined || lease.popTime !== popTime || lease.reviving) return false;
     this.record({ k: 'ack', g: group, t: topic, q: queueId, o: queueOffset });
-    this.commitLowest(state, queueOffset);
+    this.commitLowest(state);
     return true;
   }
 
@@ -306,7 +306,7 @@ export class PopService {
     }
     if (ended.size === 0) return 0;
     this.record({ k: 'acks', g: group, t: topic, q: queueId, o: [...ended] });
-    this.commitLowest(state, Math.min(...ended));
+    this.commitLowest(state);
     return ended.size;
   }
 
@@ -351,7 +351,7 @@ export class PopService {
     const key = keyOf(group, topic, queueId);
     let state = this.states.get(key);
     if (state === undefined) {
-      state = { group, topic, queueId, nextPopOffset, leases: new ChurnMap() };
+      state = { group, topic, queueId, nextPopOffset, leases: new OffsetTable() };
       this.states.set(key, state);
     }
     return state;
@@ -424,17 +424,12 @@ export class PopService {
     result.restNum += Math.max(0, got.maxOffset - state.nextPopOffset);
   }
 
-  /**
-   * The group's committed offset follows the lowest offset still leased (or the pop offset). When
-   * the lease that ended lies above a committed offset that is still leased, nothing moves: that
-   * saves a scan of the leases per ack.
-   */
-  private commitLowest(state: QueueState, endedOffset?: number): void {
-    const committed = this.options.offsets.query(state.group, state.topic, state.queueId);
-    if (endedOffset !== undefined && committed >= 0 && committed < endedOffset && state.leases.has(committed)) return;
-    let lowest = state.nextPopOffset;
-    for (const lease of state.leases.values()) if (lease.queueOffset < lowest) lowest = lease.queueOffset;
-    if (committed !== lowest) this.options.offsets.commit(state.group, state.topic, state.queueId, lowest);
+  /** The group's committed offset follows the lowest offset still leased, or the pop offset. */
+  private commitLowest(state: QueueState): void {
+    const lowest = Math.min(state.leases.smallest() ?? Infinity, state.nextPopOffset);
+    if (this.options.offsets.query(state.group, state.topic, state.queueId) !== lowest) {
+      this.options.offsets.commit(state.group, state.topic, state.queueId, lowest);
+    }
   }
 
   /** Applies a change to memory and appends it to the journal (the journal is the truth). */
@@ -704,6 +699,6 @@ export class PopService {
     }
     // Recorded even while shutting down: shutdown waits for this and compacts afterwards.
     this.record({ k: 'ack', g: state.group, t: state.topic, q: state.queueId, o: lease.queueOffset });
-    this.commitLowest(state, lease.queueOffset);
+    this.commitLowest(state);
   }
 }

@@ -3,21 +3,15 @@
  * ProcessQueue). The offset a consumer may commit is the smallest unfinished queue offset, or one
  * past the largest pulled when all are finished, so a crash never skips an unprocessed message.
  */
-import { ChurnMap } from '../common/churn-map.js';
+import { OffsetTable } from '../common/churn-map.js';
 import type { MessageExt } from './message-ext.js';
 import type { MessageQueue } from './route.js';
 
 export class ProcessQueue {
   /** Set when the queue is released in a rebalance: the pull loop stops, offsets are no longer committed. */
   dropped = false;
-  /** Unfinished messages by queue offset (a ChurnMap: one comes and goes per message, see churn-map.ts). */
-  private readonly inflight = new ChurnMap<number, MessageExt>();
-  /**
-   * The pulled messages in increasing queue offset from `oldest` on; finished ones are skipped when
-   * they reach the front, so the smallest unfinished one is found in amortized O(1).
-   */
-  private pulledInOrder: (MessageExt | undefined)[] = [];
-  private oldest = 0;
+  /** Unfinished messages by queue offset, knowing the smallest (one comes and goes per message). */
+  private readonly inflight = new OffsetTable<MessageExt>();
   private largestQueueOffset = -1;
   private spaceWaiters: (() => void)[] = [];
   readonly abort = new AbortController();
@@ -41,7 +35,6 @@ export class ProcessQueue {
     for (const message of messages) {
       if (message.queueOffset <= this.largestQueueOffset) continue;
       this.inflight.set(message.queueOffset, message);
-      this.pulledInOrder.push(message);
       this.largestQueueOffset = message.queueOffset;
     }
   }
@@ -66,22 +59,8 @@ export class ProcessQueue {
   }
 
   private smallestUnfinished(): MessageExt | undefined {
-    const pulled = this.pulledInOrder;
-    while (this.oldest < pulled.length) {
-      const message = pulled[this.oldest];
-      if (message !== undefined && this.inflight.get(message.queueOffset) === message) {
-        if (this.oldest >= 1024 && this.oldest * 2 >= pulled.length) {
-          pulled.splice(0, this.oldest);
-          this.oldest = 0;
-        }
-        return message;
-      }
-      pulled[this.oldest++] = undefined; // finished: let it go now
-    }
-    // All finished: start the list afresh rather than let it grow.
-    this.pulledInOrder = [];
-    this.oldest = 0;
-    return undefined;
+    const offset = this.inflight.smallest();
+    return offset === undefined ? undefined : this.inflight.get(offset);
   }
 
   /** Resolves when a message finishes, the queue is dropped or `maxWaitMs` passes. */

@@ -109,3 +109,87 @@ export class ChurnSet<T extends object> {
     return this.values()[Symbol.iterator]();
   }
 }
+
+/**
+ * Entries by queue offset (leases, pulled messages) that come and go per message and must know their
+ * smallest offset at every ack: the committed offset follows it. A ChurnMap holds the entries; a list
+ * holds their offsets in increasing order, and ended ones are dropped from its front when the front
+ * reaches them, so smallest() is amortized O(1) instead of a scan of everything in flight (a scan
+ * per ack is quadratic in the backlog a burst leaves). Offsets normally arrive in increasing order
+ * (O(1)); a lower one (a reset, a replay) goes in by binary search.
+ */
+export class OffsetTable<V> {
+  private readonly entries = new ChurnMap<number, V>();
+  /** Offsets in increasing order from `front` on; some have ended (they are not in `entries`). */
+  private order: number[] = [];
+  private front = 0;
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  get(offset: number): V | undefined {
+    return this.entries.get(offset);
+  }
+
+  has(offset: number): boolean {
+    return this.entries.has(offset);
+  }
+
+  set(offset: number, value: V): this {
+    if (!this.entries.has(offset)) this.insertOffset(offset);
+    this.entries.set(offset, value);
+    return this;
+  }
+
+  delete(offset: number): boolean {
+    return this.entries.delete(offset);
+  }
+
+  clear(): void {
+    this.entries.clear();
+    this.order = [];
+    this.front = 0;
+  }
+
+  /** The values, as an array (a snapshot). */
+  values(): V[] {
+    return this.entries.values();
+  }
+
+  /** The smallest offset present, or undefined when empty. */
+  smallest(): number | undefined {
+    const order = this.order;
+    while (this.front < order.length) {
+      const offset = order[this.front] as number;
+      if (this.entries.has(offset)) {
+        if (this.front >= 1024 && this.front * 2 >= order.length) {
+          order.splice(0, this.front);
+          this.front = 0;
+        }
+        return offset;
+      }
+      this.front++;
+    }
+    this.order = [];
+    this.front = 0;
+    return undefined;
+  }
+
+  private insertOffset(offset: number): void {
+    const order = this.order;
+    const last = order.length > this.front ? (order[order.length - 1] as number) : -Infinity;
+    if (offset > last) {
+      order.push(offset);
+      return;
+    }
+    let low = this.front;
+    let high = order.length;
+    while (low < high) {
+      const middle = (low + high) >>> 1;
+      if ((order[middle] as number) <= offset) low = middle + 1;
+      else high = middle;
+    }
+    order.splice(low, 0, offset);
+  }
+}

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ChurnMap, ChurnSet } from '../../../src/engine/common/churn-map.js';
+import { ChurnMap, ChurnSet, OffsetTable } from '../../../src/engine/common/churn-map.js';
 
 describe('ChurnMap', () => {
   it('agrees with a Map through random sets and deletes of integer and string keys', () => {
@@ -71,5 +71,44 @@ describe('ChurnSet', () => {
     set.clear();
     assert.equal(set.size, 0);
     assert.equal(set.has(a), false);
+  });
+});
+
+describe('OffsetTable', () => {
+  it('knows its smallest offset through mostly ascending adds, out-of-order ends, re-adds and lower adds', () => {
+    let seed = 11;
+    const random = (): number => (seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31);
+    const table = new OffsetTable<number>();
+    const reference = new Map<number, number>();
+    let next = 2 ** 40; // past the array-index range, as offsets of a long-lived queue can be
+    for (let step = 0; step < 12_000; step++) {
+      // More adds than ends: the table grows to about a thousand, so the front is compacted too.
+      const roll = random() % 100;
+      if (roll < 50) {
+        table.set(next, step);
+        reference.set(next, step);
+        next++;
+      } else if (roll < 53 && reference.size > 0) {
+        // Below the largest: a replayed or reset offset, sometimes one that just ended.
+        const offset = next - 1 - (random() % 2000);
+        table.set(offset, step);
+        reference.set(offset, step);
+      } else if (reference.size > 0) {
+        // Usually ends one near the front (acks mostly come in order), sometimes any.
+        const keys = [...reference.keys()];
+        const pick = random() % 10 === 0 ? random() % keys.length : random() % Math.min(3, keys.length);
+        const offset = keys.sort((a, b) => a - b)[pick] as number;
+        assert.equal(table.delete(offset), true);
+        reference.delete(offset);
+      }
+      const expected = reference.size === 0 ? undefined : Math.min(...reference.keys());
+      assert.equal(table.smallest(), expected, `step ${step}`);
+      assert.equal(table.size, reference.size);
+    }
+    table.clear();
+    assert.equal(table.smallest(), undefined);
+    table.set(5, 1).set(3, 2);
+    assert.equal(table.smallest(), 3);
+    assert.deepEqual(table.values().sort(), [1, 2]);
   });
 });
