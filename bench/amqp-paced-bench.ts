@@ -11,7 +11,10 @@
  *
  * Options: --seconds S per round (default 5), --rate R msgs/s (default 2000), --rounds N per server
  * (default 2), --warmup N (unpaced messages through each server first, default 20000: amqp-bench.ts
- * runs its paced row after ~150,000 others), --pause-ms MS (idle time between warm-up and rounds),
+ * runs its paced row after ~150,000 others), --paced-warmup-seconds S (then S seconds at the round's
+ * rate, unmeasured, default 2: V8 optimizes the one-message-at-a-time paths only once they are hot,
+ * and right after an unpaced burst our first second at 2,000 msgs/s held a third to two thirds of a
+ * round's deliveries over 2.5 ms while V8 logged ~250 optimizations), --pause-ms MS (idle time between warm-up and rounds),
  * --no-rabbit, --flush sync|async (our broker's store flush, default async), --server-node-args
  * 'A|B' (one rocketbridge server per `|`-separated set of node options, e.g. `|--max-semi-space-size=32`
  * for the default next to a GC setting), --cpu-prof DIR (V8 CPU profiles of our servers, written
@@ -46,6 +49,7 @@ const serverVariants = (stringArgument('server-node-args') ?? '').split('|').map
 
 const PREFETCH = 256;
 const warmupMessages = Math.floor(argument('warmup', 20_000));
+const pacedWarmupMessages = Math.floor(argument('paced-warmup-seconds', 2) * rate);
 
 /** One round: a consumer, then `count` confirmed publishes at `ratePerSec`; both latencies. */
 async function pacedRound(
@@ -113,6 +117,7 @@ async function main(): Promise<void> {
     for (const target of targets) {
       const warm = `paced-warm-${process.pid}`;
       await pacedRound(target.url, warm, warmupMessages, undefined);
+      if (pacedWarmupMessages > 0) await pacedRound(target.url, warm, pacedWarmupMessages, rate);
     }
     await sleepMs(argument('pause-ms', 1));
     const rows: { measurement: Measurement; baseline?: Measurement }[] = [];
