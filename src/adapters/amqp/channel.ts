@@ -11,6 +11,7 @@ import { ChurnMap } from '../../engine/common/churn-map.js';
 import { createLogger } from '../../engine/common/logger.js';
 import { FrameType } from './constants.js';
 import { type BasicProperties, decodeContentHeader } from './content-header.js';
+import { ConfirmCoalescer } from './confirms.js';
 import { AmqpProtocolError } from './errors.js';
 import { encodeContentCommand, encodeMethodFrame } from './frame-writer.js';
 import { toAmqpContent } from './mapping.js';
@@ -30,6 +31,8 @@ export interface ChannelHost {
   /** False while the socket's buffer is full: hold deliveries. */
   readonly writable: boolean;
   write(frames: readonly Buffer[]): void;
+  /** Runs `callback` just before this turn's frames go out (it may write more). */
+  beforeFlush(callback: () => void): void;
   /** Publish back-pressure: the connection stops reading while too many stores are outstanding. */
   storeStarted(): void;
   storeFinished(): void;
@@ -84,6 +87,8 @@ export class Channel implements ConsumerChannel {
   private flowActive = true;
   private confirmMode = false;
   private publishSeq = 0;
+  private readonly confirms = new ConfirmCoalescer();
+  private confirmsQueued = false;
   private waitingForDrain = false;
   /** Direct reply-to: the consumer tag on amq.rabbitmq.reply-to and the routing key replies use. */
   private replyConsumerTag: string | undefined;
@@ -208,8 +213,33 @@ export class Channel implements ConsumerChannel {
   }
 
   private send(method: AmqpMethod): void {
-    this.host.write([encodeMethodFrame(this.id, method)]);
+    this.write([encodeMethodFrame(this.id, method)]);
   }
+
+  /** Every frame of this channel goes out here: confirms settled earlier go first, in order. */
+  private write(frames: readonly Buffer[]): void {
+    if (this.confirms.pending) this.sendConfirms();
+    this.host.write(frames);
+  }
+
+  /** A publish settled: its confirm goes out with the others of this turn (see confirms.ts). */
+  private confirm(seq: number, acked: boolean): void {
+    this.confirms.settle(seq, acked);
+    if (!this.confirmsQueued) {
+      this.confirmsQueued = true;
+      this.host.beforeFlush(this.sendConfirms);
+    }
+  }
+
+  private readonly sendConfirms = (): void => {
+    this.confirmsQueued = false;
+    if (this.state !== 'open') {
+      this.confirms.drain(); // closing or closed: no more frames from this channel but the close
+      return;
+    }
+    const frames = this.confirms.drain().map((method) => encodeMethodFrame(this.id, method));
+    if (frames.length > 0) this.host.write(frames);
+  };
 
   // --- content --------------------------------------------------------------------------
 
@@ -276,14 +306,14 @@ export class Channel implements ConsumerChannel {
       const target = this.host.vhost.replyChannel(method.routingKey);
       if (target !== undefined) target.deliverReply(method.routingKey, properties, body);
       else if (method.mandatory) this.returnUnroutable(method, properties, body);
-      if (seq > 0) this.send({ name: 'basic.ack', deliveryTag: seq, multiple: false });
+      if (seq > 0) this.confirm(seq, true);
       return undefined;
     }
     const vhost = this.host.vhost;
     const queues = vhost.routeOf(method.exchange, method.routingKey, properties, classId, methodId);
     if (queues.size === 0 && (method.mandatory || method.exchange === '')) {
       if (method.mandatory) this.returnUnroutable(method, properties, body);
-      if (seq > 0) this.send({ name: 'basic.ack', deliveryTag: seq, multiple: false });
+      if (seq > 0) this.confirm(seq, true);
       return undefined;
     }
     // x-overflow reject-publish: full queues refuse it, the publisher learns by basic.nack (RabbitMQ:
@@ -300,7 +330,7 @@ export class Channel implements ConsumerChannel {
     }
     const accepted = admission?.accepted ?? queues;
     if (rejected && accepted.size === 0 && method.exchange === '') {
-      if (seq > 0) this.send({ name: 'basic.nack', deliveryTag: seq, multiple: false, requeue: false });
+      if (seq > 0) this.confirm(seq, false);
       return undefined;
     }
     const stored = vhost.store(method.exchange, method.routingKey, properties, body, accepted, admission);
@@ -308,19 +338,11 @@ export class Channel implements ConsumerChannel {
     void stored.finally(() => this.host.storeFinished()).catch(() => undefined);
     stored.then(
       () => {
-        if (seq > 0 && this.state === 'open') {
-          this.send(
-            rejected
-              ? { name: 'basic.nack', deliveryTag: seq, multiple: false, requeue: false }
-              : { name: 'basic.ack', deliveryTag: seq, multiple: false },
-          );
-        }
+        if (seq > 0 && this.state === 'open') this.confirm(seq, !rejected);
       },
       (err: unknown) => {
         log.warn({ err, exchange: method.exchange }, 'publish could not be stored');
-        if (seq > 0 && this.state === 'open') {
-          this.send({ name: 'basic.nack', deliveryTag: seq, multiple: false, requeue: false });
-        }
+        if (seq > 0 && this.state === 'open') this.confirm(seq, false);
       },
     );
     return undefined;
@@ -331,7 +353,7 @@ export class Channel implements ConsumerChannel {
     properties: BasicProperties,
     body: Buffer,
   ): void {
-    this.host.write(
+    this.write(
       encodeContentCommand(
         this.id,
         {
@@ -351,7 +373,7 @@ export class Channel implements ConsumerChannel {
   /** A direct reply-to response for this channel's reply consumer (auto-ack). */
   deliverReply(routingKey: string, properties: BasicProperties, body: Buffer): void {
     if (this.state !== 'open' || this.replyConsumerTag === undefined) return;
-    this.host.write(
+    this.write(
       encodeContentCommand(
         this.id,
         {
@@ -605,7 +627,7 @@ export class Channel implements ConsumerChannel {
     if (noAck) queue.backend.ack(message.id);
     else this.unacked.set(tag, { message, queue, consumer: undefined });
     const content = toAmqpContent(message.message);
-    this.host.write(
+    this.write(
       encodeContentCommand(
         this.id,
         {
@@ -685,7 +707,7 @@ export class Channel implements ConsumerChannel {
       consumer.unacked++;
     }
     const content = toAmqpContent(message.message);
-    this.host.write(
+    this.write(
       encodeContentCommand(
         this.id,
         {

@@ -97,6 +97,8 @@ export class AmqpConnection implements FrameHandler, ChannelHost, FlowListener {
   /** connection.blocked was sent and connection.unblocked is owed. */
   private sentBlocked = false;
   private pendingFrames: Buffer[] = [];
+  /** Channels' last words before this turn's write (their coalesced publisher confirms). */
+  private beforeFlushCallbacks: (() => void)[] = [];
   private pendingBytes = 0;
   private flushScheduled = false;
   username = '';
@@ -159,7 +161,22 @@ export class AmqpConnection implements FrameHandler, ChannelHost, FlowListener {
     }
   }
 
+  beforeFlush(callback: () => void): void {
+    this.beforeFlushCallbacks.push(callback);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => this.flushFrames());
+    }
+  }
+
   private flushFrames(): void {
+    if (this.beforeFlushCallbacks.length > 0) {
+      // Their frames join this write; flushScheduled stays set meanwhile so none schedules another.
+      this.flushScheduled = true;
+      const callbacks = this.beforeFlushCallbacks;
+      this.beforeFlushCallbacks = [];
+      for (const callback of callbacks) callback();
+    }
     this.flushScheduled = false;
     if (this.pendingFrames.length === 0) return;
     const frames = this.pendingFrames;
