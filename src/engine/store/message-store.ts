@@ -641,7 +641,7 @@ export class DefaultMessageStore implements MessageStore {
       result.status = GetStatus.OffsetOverflowBadly;
       result.nextBeginOffset = minOffset === 0 ? minOffset : maxOffset;
     } else {
-      this.readUnits(request, getUnits(queue, queueOffset, this.unitsToScan(request)), result);
+      this.readUnits(queue, request, result);
     }
     return result;
   }
@@ -650,10 +650,18 @@ export class DefaultMessageStore implements MessageStore {
     return Math.max(MIN_UNITS_SCANNED, Math.max(1, Math.floor(request.maxMessages)));
   }
 
-  /** The scan of RocketMQ getMessage over the units from the requested offset. */
-  private readUnits(request: GetRequest, units: ConsumeQueueUnit[] | undefined, result: GetResult): void {
+  /**
+   * The scan of RocketMQ getMessage over the units from the requested offset, at most
+   * unitsToScan(request) of them. Units are decoded a chunk at a time, the first chunk as many as
+   * the messages wanted: decoding the whole scan budget up front cost a pop of 32 from a backlog
+   * 800 unit objects.
+   */
+  private readUnits(queue: ConsumeQueue, request: GetRequest, result: GetResult): void {
     const { queueOffset, filter } = request;
     const maxMessages = Math.max(1, Math.floor(request.maxMessages));
+    const budget = this.unitsToScan(request);
+    let chunkSize = Math.min(budget, maxMessages);
+    let units = getUnits(queue, queueOffset, chunkSize);
     if (units === undefined || units.length === 0) {
       const perFile = this.config.consumeQueueUnitsPerFile;
       result.status = GetStatus.OffsetFoundNull;
@@ -668,31 +676,41 @@ export class DefaultMessageStore implements MessageStore {
     let nextSegmentStart = -1;
     let totalBytes = 0;
     let scanned = 0;
-    for (const unit of units) {
-      if (nextSegmentStart >= 0 && unit.commitLogOffset < nextSegmentStart) {
+    let fetched = 0;
+    scan: for (;;) {
+      for (const unit of units) {
+        if (nextSegmentStart >= 0 && unit.commitLogOffset < nextSegmentStart) {
+          scanned++;
+          continue;
+        }
+        const full =
+          result.records.length > 0 &&
+          (result.records.length >= maxMessages ||
+            (request.maxTotalBytes !== undefined && totalBytes + unit.size > request.maxTotalBytes));
+        if (full) break scan;
         scanned++;
-        continue;
+        if (!mayMatchTagsCode(filter, unit.tagsCode)) continue;
+        const record = this.commitLog.read(unit.commitLogOffset, unit.size, windowEndOffset);
+        if (record === undefined) {
+          // Retention removed the bytes: skip the rest of that segment.
+          if (result.records.length === 0) result.status = GetStatus.OffsetFoundNull;
+          nextSegmentStart = unit.commitLogOffset + segmentBytes - (unit.commitLogOffset % segmentBytes);
+          continue;
+        }
+        if (!filter.matchesAll && !matchesTag(filter, recordProperties(record)[MessageProperty.Tags])) continue;
+        result.records.push(record);
+        result.queueOffsets.push(unit.queueOffset);
+        totalBytes += record.length;
+        result.status = GetStatus.Found;
+        nextSegmentStart = -1;
       }
-      const full =
-        result.records.length > 0 &&
-        (result.records.length >= maxMessages ||
-          (request.maxTotalBytes !== undefined && totalBytes + unit.size > request.maxTotalBytes));
-      if (full) break;
-      scanned++;
-      if (!mayMatchTagsCode(filter, unit.tagsCode)) continue;
-      const record = this.commitLog.read(unit.commitLogOffset, unit.size, windowEndOffset);
-      if (record === undefined) {
-        // Retention removed the bytes: skip the rest of that segment.
-        if (result.records.length === 0) result.status = GetStatus.OffsetFoundNull;
-        nextSegmentStart = unit.commitLogOffset + segmentBytes - (unit.commitLogOffset % segmentBytes);
-        continue;
-      }
-      if (!filter.matchesAll && !matchesTag(filter, recordProperties(record)[MessageProperty.Tags])) continue;
-      result.records.push(record);
-      result.queueOffsets.push(unit.queueOffset);
-      totalBytes += record.length;
-      result.status = GetStatus.Found;
-      nextSegmentStart = -1;
+      fetched += units.length;
+      // A short chunk is the end of what is there (or of a file); otherwise go on, in larger chunks.
+      if (units.length < chunkSize || fetched >= budget) break;
+      chunkSize = Math.min(budget - fetched, Math.max(64, chunkSize * 2));
+      const more = getUnits(queue, queueOffset + fetched, chunkSize);
+      if (more === undefined || more.length === 0) break;
+      units = more;
     }
     result.nextBeginOffset = queueOffset + scanned;
   }

@@ -96,6 +96,38 @@ describe('DefaultMessageStore', () => {
     });
   });
 
+  it('scans up to 800 units past filtered ones, however few messages are wanted', async () => {
+    await withStore({}, async (store) => {
+      const put = async (from: number, count: number, tag: string): Promise<void> => {
+        for (let i = from; i < from + count; i++) await store.putMessage(message(i, { properties: { TAGS: tag } }));
+      };
+      await put(0, 700, 'skip');
+      await put(700, 5, 'want');
+      await put(705, 200, 'skip');
+      await put(905, 3, 'want');
+      const read = (queueOffset: number, maxMessages: number) =>
+        store.getMessage({ topic: 'TopicA', queueId: 0, queueOffset, maxMessages, filter: parseTagExpression('want') });
+      const near = read(0, 4);
+      assert.deepEqual(near.queueOffsets, [700, 701, 702, 703], 'found past 700 filtered units');
+      assert.equal(near.nextBeginOffset, 704);
+      const rest = read(704, 32);
+      assert.deepEqual(rest.queueOffsets, [704, 905, 906, 907], 'on past 200 more filtered units');
+      assert.equal(rest.nextBeginOffset, 908);
+      const far = read(705, 1);
+      assert.deepEqual(far.queueOffsets, [905]);
+      assert.equal(far.nextBeginOffset, 906);
+      const none = store.getMessage({
+        topic: 'TopicA',
+        queueId: 0,
+        queueOffset: 1,
+        maxMessages: 1,
+        filter: parseTagExpression('nothing'),
+      });
+      assert.equal(none.status, GetStatus.NoMatchedMessage);
+      assert.equal(none.nextBeginOffset, 801, 'one scan stops after 800 units');
+    });
+  });
+
   it('finds messages by key and by UNIQ_KEY within a time range, newest first, in their topic only', async () => {
     await withStore({}, async (store) => {
       const first = await store.putMessage(message(1, { properties: { KEYS: 'order-1 shared', UNIQ_KEY: 'U1' } }));
