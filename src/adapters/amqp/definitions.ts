@@ -185,8 +185,21 @@ export class Definitions {
   }
 
   /** Queue names a publish to `exchange` with `routingKey` and `headers` reaches. */
-  route(exchange: string, routingKey: string, headers?: FieldTable): Set<string> {
+  route(exchange: string, routingKey: string, headers?: FieldTable | (() => FieldTable | undefined)): Set<string> {
     const queues = new Set<string>();
+    if (exchange === '') {
+      // The default exchange routes to the queue named by the key: no walk (the common publish).
+      if (this.exchanges.has('') && this.queues.has(routingKey)) queues.add(routingKey);
+      return queues;
+    }
+    // Headers are read only if a headers exchange is on the way (a consumer's copy decodes them).
+    let headerTable: FieldTable | undefined;
+    let headersRead = false;
+    const headersNow = (): FieldTable | undefined => {
+      if (!headersRead) headerTable = typeof headers === 'function' ? headers() : headers;
+      headersRead = true;
+      return headerTable;
+    };
     const visited = new Set<string>();
     const walk = (name: string, hops: number): void => {
       if (visited.has(name) || hops > MAX_ROUTING_HOPS) return;
@@ -198,7 +211,7 @@ export class Definitions {
         return;
       }
       for (const binding of this.bindingsFrom(name)) {
-        if (!bindingMatches(def.type, binding, routingKey, headers)) continue;
+        if (!bindingMatches(def.type, binding, routingKey, def.type === 'headers' ? headersNow() : undefined)) continue;
         if (binding.destinationKind === 'queue') {
           if (this.queues.has(binding.destination)) queues.add(binding.destination);
         } else {
@@ -208,6 +221,12 @@ export class Definitions {
     };
     walk(exchange, 0);
     return queues;
+  }
+
+  /** Whether route() would include `queue`; a consumer's check of each message it fetched. */
+  routesTo(exchange: string, routingKey: string, headers: () => FieldTable | undefined, queue: string): boolean {
+    if (exchange === '') return routingKey === queue && this.exchanges.has('') && this.queues.has(queue);
+    return this.route(exchange, routingKey, headers).has(queue);
   }
 
   /**

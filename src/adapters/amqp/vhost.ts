@@ -436,8 +436,8 @@ export class Vhost {
       group: groupOfQueue(def.name),
       accepts: (message) => {
         if (rejectedByOf(message)?.has(encodedName) === true) return false;
-        const routed = this.definitions.route(exchangeOfTopic(message.topic), message.tags ?? '', headersOf(message));
-        if (!routed.has(def.name)) return false;
+        const exchange = exchangeOfTopic(message.topic);
+        if (!this.definitions.routesTo(exchange, message.tags ?? '', () => headersOf(message), def.name)) return false;
         // Fetched: it is counted as ready from now on, no longer as admitted.
         holder.runtime?.forget(message.msgId); // the producer's UNIQ_KEY
         return true;
