@@ -2,9 +2,15 @@
  * Durable AMQP definitions kept through the engine client, never in files of their own: every
  * change to a durable exchange, queue or binding is one JSON event in the system topic
  * RB_SYS_AMQP_DEFINITIONS, always written to its lowest write queue so the events keep their order.
- * At start the log is read from offset 0 with a PullConsumer and replayed into a Definitions;
- * afterwards it is followed, so several gateway processes on one engine share their topology.
- * The log is append-only (no compaction yet: it grows with every durable declare/delete).
+ * At start the log is replayed into a Definitions with a PullConsumer; afterwards it is followed, so
+ * several gateway processes on one engine share their topology.
+ *
+ * The log lives in the CommitLog, whose retention deletes old segments (72 h by default, sooner
+ * under disk pressure) whatever topic they hold: a queue declared a week ago would be gone at the
+ * next restart. So the vhost appends a snapshot event (the whole durable topology) at start and
+ * then periodically (vhost.ts): replay starts at the last snapshot, found by a tag-filtered scan of
+ * the consume queue, and the events after it; what came before is history retention may drop.
+ * Followers skip snapshots: they applied the events a snapshot sums up.
  */
 import { randomUUID } from 'node:crypto';
 import { PullConsumer, queueKey, type MessageQueue, type Producer, type Transport } from '../../engine/client/index.js';
@@ -27,7 +33,11 @@ export type DefinitionEvent =
   | { op: 'queue.declare'; queue: QueueDef }
   | { op: 'queue.delete'; name: string }
   | { op: 'bind'; binding: BindingDef }
-  | { op: 'unbind'; binding: BindingDef };
+  | { op: 'unbind'; binding: BindingDef }
+  | { op: 'snapshot'; exchanges: ExchangeDef[]; queues: QueueDef[]; bindings: BindingDef[] };
+
+/** A snapshot larger than this is not written (the broker's message limit is 4 MiB). */
+const MAX_SNAPSHOT_BYTES = 3.5 * 1024 * 1024;
 
 /** Field tables travel as base64 of their AMQP encoding, so typed values survive. */
 function encodeEvent(event: DefinitionEvent): Buffer {
@@ -76,7 +86,25 @@ export function applyEvent(definitions: Definitions, event: DefinitionEvent): vo
     case 'unbind':
       definitions.removeBinding(event.binding);
       break;
+    case 'snapshot':
+      // Replay only (followers skip snapshots): everything so far came from the log, and the
+      // snapshot says what of it is left.
+      for (const binding of definitions.allBindings()) definitions.removeBinding(binding);
+      for (const name of [...definitions.queues.keys()]) definitions.deleteQueue(name);
+      for (const name of [...definitions.exchanges.keys()]) {
+        if (name !== '' && !name.startsWith('amq.')) definitions.deleteExchange(name);
+      }
+      for (const exchange of event.exchanges) applyEvent(definitions, { op: 'exchange.declare', exchange });
+      for (const queue of event.queues) applyEvent(definitions, { op: 'queue.declare', queue });
+      for (const binding of event.bindings) definitions.addBinding(binding);
+      break;
   }
+}
+
+/** What a replay found: the events from the last snapshot on, and how many came after it. */
+export interface Replay {
+  events: DefinitionEvent[];
+  eventsAfterSnapshot: number;
 }
 
 export interface DefinitionsLogOptions {
@@ -106,32 +134,41 @@ export class DefinitionsLog {
   /** Stores one event; resolves once the broker has stored it. */
   async append(event: DefinitionEvent): Promise<void> {
     const stored: StoredEvent = { ...event, origin: this.origin };
+    const body = encodeEvent(stored);
+    if (event.op === 'snapshot' && body.length > MAX_SNAPSHOT_BYTES) {
+      throw new Error(`the durable topology (${body.length} bytes as a snapshot) is too large for one message`);
+    }
     await this.options.producer.send(
-      { topic: DEFINITIONS_TOPIC, body: encodeEvent(stored), tags: event.op },
+      { topic: DEFINITIONS_TOPIC, body, tags: event.op },
       { selector: (queues) => lowestQueue(queues) },
     );
   }
 
-  /** Reads every stored event in order (call once, before follow). */
-  async readAll(): Promise<DefinitionEvent[]> {
+  /** Reads the stored events from the last snapshot on, in order (call once, before follow). */
+  async readAll(): Promise<Replay> {
     const consumer = this.openConsumer();
     await consumer.start();
     let queues: MessageQueue[];
     try {
       queues = await consumer.fetchQueues(DEFINITIONS_TOPIC);
     } catch (err) {
-      if (isRbError(err, ErrorCode.TopicNotExist)) return [];
+      if (isRbError(err, ErrorCode.TopicNotExist)) return { events: [], eventsAfterSnapshot: 0 };
       throw err;
     }
     const found: { queueId: number; queueOffset: number; event: DefinitionEvent }[] = [];
+    let eventsAfterSnapshot = 0;
     for (const queue of queues) {
       const maxOffset = await consumer.maxOffset(queue);
-      let offset = await consumer.minOffset(queue);
+      const minOffset = await consumer.minOffset(queue);
+      const snapshotOffset = await lastSnapshotOffset(consumer, queue, minOffset, maxOffset);
+      let offset = snapshotOffset ?? minOffset;
       for (let pulls = 0; offset < maxOffset && pulls < MAX_PULLS_PER_QUEUE; pulls++) {
         const result = await consumer.pull(queue, '*', offset, PULL_BATCH);
         for (const message of result.messages) {
           const event = decodeEvent(message.body);
-          if (event !== undefined) found.push({ queueId: message.queueId, queueOffset: message.queueOffset, event });
+          if (event === undefined) continue;
+          found.push({ queueId: message.queueId, queueOffset: message.queueOffset, event });
+          if (event.op !== 'snapshot') eventsAfterSnapshot++;
         }
         if (result.nextBeginOffset <= offset) break;
         offset = result.nextBeginOffset;
@@ -139,7 +176,7 @@ export class DefinitionsLog {
       this.nextOffsets.set(queueKey(queue), { queue, offset });
     }
     found.sort((a, b) => a.queueId - b.queueId || a.queueOffset - b.queueOffset);
-    return found.map((each) => each.event);
+    return { events: found.map((each) => each.event), eventsAfterSnapshot };
   }
 
   /** Calls `listener` for each event other gateways append from now on, until close. */
@@ -186,7 +223,7 @@ export class DefinitionsLog {
         if (!this.following) return;
         for (const message of result.messages) {
           const event = decodeEvent(message.body) as StoredEvent | undefined;
-          if (event === undefined || event.origin === this.origin) continue;
+          if (event === undefined || event.origin === this.origin || event.op === 'snapshot') continue;
           await listener(event).catch((err: unknown) =>
             log.warn({ err, op: event.op }, 'applying a remote definition failed'),
           );
@@ -203,6 +240,27 @@ export class DefinitionsLog {
       }
     }
   }
+}
+
+/**
+ * The queue offset of the last snapshot event in [minOffset, maxOffset), if any: a pull filtered by
+ * the tag 'snapshot' reads only the consume queue's units for the others (no message bodies).
+ */
+async function lastSnapshotOffset(
+  consumer: PullConsumer,
+  queue: MessageQueue,
+  minOffset: number,
+  maxOffset: number,
+): Promise<number | undefined> {
+  let last: number | undefined;
+  let offset = minOffset;
+  for (let pulls = 0; offset < maxOffset && pulls < MAX_PULLS_PER_QUEUE; pulls++) {
+    const result = await consumer.pull(queue, 'snapshot', offset, PULL_BATCH);
+    for (const message of result.messages) last = message.queueOffset;
+    if (result.nextBeginOffset <= offset) break;
+    offset = result.nextBeginOffset;
+  }
+  return last;
 }
 
 function lowestQueue(queues: readonly MessageQueue[]): MessageQueue {

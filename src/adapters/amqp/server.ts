@@ -57,6 +57,8 @@ export interface AmqpServerOptions {
   memoryHighWaterBytes?: number;
   /** How often a store or memory alarm is re-checked (default 1000 ms). */
   flowCheckIntervalMs?: number;
+  /** How often changed durable definitions are snapshotted into their log (default 10 min; vhost.ts). */
+  definitionsSnapshotIntervalMs?: number;
 }
 
 /** An AMQP 0-9-1 listener backed by the engine. */
@@ -78,6 +80,7 @@ export class AmqpServer {
       'backlogHighWaterBytes',
       'memoryHighWaterBytes',
       'flowCheckIntervalMs',
+      'definitionsSnapshotIntervalMs',
     ] as const) {
       const value = options[key];
       if (value !== undefined) vhostOptions[key] = value;
