@@ -3,13 +3,21 @@
  * (key in `mqtt.key`, an empty body deletes), written to the topic's first queue so the order is
  * total; at start the whole topic is replayed and the last value per key wins, and afterwards the
  * topic is followed so that other gateways' writes show up too. The retained-message store and the
- * persistent-session store are two such tables. Old entries stay in the engine until its retention
- * removes them; replay cost grows with the topic, which is acceptable for these small tables.
+ * persistent-session store are two such tables. Replay cost grows with the topic, which is
+ * acceptable for these small tables.
+ *
+ * CommitLog retention deletes old segments whatever topic they hold (72 h by default), and with them
+ * an entry nobody wrote again since: a retained message or a session would be gone at the next
+ * restart. keepFresh() writes such entries again before that (each gateway checks; an entry another
+ * gateway rewrote is young again when the follower applies it).
  */
 import { ErrorCode, RbError } from '../../engine/common/errors.js';
 import type { MessageExt, MessageQueue, Producer, PullConsumer } from '../../engine/client/index.js';
 import { queueKey } from '../../engine/client/index.js';
+import { createLogger } from '../../engine/common/logger.js';
 import { type FollowerOptions, TopicFollower } from './topic-follower.js';
+
+const log = createLogger('mqtt-table');
 
 /** Property holding the table key. */
 export const KEY_PROPERTY = 'mqtt.key';
@@ -20,6 +28,8 @@ export interface KeyedEntry {
   key: string;
   body: Buffer;
   properties: Record<string, string>;
+  /** When the broker stored the value. */
+  storedAtMs: number;
 }
 
 interface Waiter {
@@ -36,6 +46,8 @@ export class KeyedLog {
   private started = false;
   /** The last applied queue offset per queue key. */
   private readonly applied = new Map<string, number>();
+  private refreshTimer: NodeJS.Timeout | undefined;
+  private refreshing = false;
 
   constructor(
     private readonly producer: Producer,
@@ -62,7 +74,41 @@ export class KeyedLog {
     await Promise.all(ends.map(({ key, end }) => this.waitApplied(key, end - 1)));
   }
 
+  /**
+   * Every `intervalMs`, writes again (same key, body and properties) each entry stored more than
+   * `maxAgeMs` ago, so retention never deletes the only copy of a live entry.
+   */
+  keepFresh(intervalMs: number, maxAgeMs: number): void {
+    clearInterval(this.refreshTimer);
+    this.refreshTimer = setInterval(() => void this.refreshOlderThan(maxAgeMs), intervalMs);
+    this.refreshTimer.unref();
+  }
+
+  /** Writes again the entries stored more than `maxAgeMs` ago; returns how many. */
+  async refreshOlderThan(maxAgeMs: number): Promise<number> {
+    if (this.refreshing) return 0;
+    this.refreshing = true;
+    let rewritten = 0;
+    try {
+      const cutoffMs = Date.now() - maxAgeMs;
+      const stale = [...this.entries.values()].filter((entry) => entry.storedAtMs < cutoffMs);
+      for (const candidate of stale) {
+        // Read again right before the write: a newer put meanwhile is not overwritten.
+        const entry = this.entries.get(candidate.key);
+        if (entry === undefined || entry.storedAtMs >= cutoffMs || !this.started) continue;
+        await this.put(entry.key, entry.body, tableProperties(entry.properties));
+        rewritten++;
+      }
+    } catch (err) {
+      log.warn({ err, topic: this.topic }, 'rewriting old entries failed; will retry');
+    } finally {
+      this.refreshing = false;
+    }
+    return rewritten;
+  }
+
   stop(): void {
+    clearInterval(this.refreshTimer);
     this.follower.stop();
     for (const waiter of this.waiters) waiter.resolve();
     this.waiters.clear();
@@ -104,7 +150,14 @@ export class KeyedLog {
     const key = message.properties[KEY_PROPERTY];
     if (key !== undefined) {
       if (message.properties[DELETED_PROPERTY] === '1') this.entries.delete(key);
-      else this.entries.set(key, { key, body: message.body, properties: message.properties });
+      else {
+        this.entries.set(key, {
+          key,
+          body: message.body,
+          properties: message.properties,
+          storedAtMs: message.storeTimestamp,
+        });
+      }
     }
     const qk = queueKey(queue);
     this.applied.set(qk, message.queueOffset);
@@ -144,6 +197,15 @@ export class KeyedLog {
       this.waiters.add(waiter);
     });
   }
+}
+
+/** The properties a put gave (named `mqtt.`), without the key; not the engine's own (UNIQ_KEY...). */
+function tableProperties(properties: Record<string, string>): Record<string, string> {
+  const own: Record<string, string> = {};
+  for (const [name, value] of Object.entries(properties)) {
+    if (name.startsWith('mqtt.') && name !== KEY_PROPERTY && name !== DELETED_PROPERTY) own[name] = value;
+  }
+  return own;
 }
 
 function firstQueue(queues: readonly MessageQueue[]): MessageQueue {

@@ -74,6 +74,13 @@ export interface MqttServerOptions {
   topicRefreshIntervalMs?: number;
   /** Long-polling hold of engine reads (default 15 s). */
   pollSuspendMs?: number;
+  /**
+   * Retained messages and persistent sessions live in engine topics; entries not written for this
+   * long are written again (default 24 h), checked every tableRefreshIntervalMs (default 1 h), so
+   * CommitLog retention (72 h) never deletes the only copy (keyed-log.ts).
+   */
+  tableRefreshAfterMs?: number;
+  tableRefreshIntervalMs?: number;
   /** Unacknowledged deliveries per persistent session before reading pauses (default 100). */
   maxInflightPerSession?: number;
   /** Lease of a shared-subscription message (default 30 s). */
@@ -155,6 +162,9 @@ export async function startMqttServer(
   const retained = new KeyedLog(producer, reader, RETAINED_TOPIC, follower);
   const sessionTable = new KeyedLog(producer, reader, SESSIONS_TOPIC, follower);
   await Promise.all([retained.start(), sessionTable.start(), directory.start()]);
+  for (const table of [retained, sessionTable]) {
+    table.keepFresh(options.tableRefreshIntervalMs ?? 3_600_000, options.tableRefreshAfterMs ?? 24 * 3_600_000);
+  }
   const sessions = new SessionManager({
     nameServers,
     transport,
