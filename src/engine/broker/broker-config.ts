@@ -53,6 +53,11 @@ export interface BrokerConfig {
   messageDelayLevel: string;
   /** Farthest TIMER_DELIVER_MS / TIMER_DELAY_SEC ahead of now a send may ask for (RocketMQ timerMaxDelaySec). */
   timerMaxDelayMs: number;
+  /**
+   * A timer message waiting longer than this is stored again (RocketMQ rolls too), so CommitLog
+   * retention never deletes it first; default a third of store.fileReservedMs, at most a day.
+   */
+  timerRollAfterMs?: number;
   /** A queue lock (LOCK_BATCH_MQ) not renewed for this long is free (RocketMQ rebalance.lockMaxLiveTime). */
   rebalanceLockMaxLiveTimeMs: number;
   /** How often half messages are checked back with their producers (RocketMQ transactionCheckInterval). */
@@ -261,6 +266,12 @@ export function validateBrokerConfig(config: BrokerConfig): void {
       problems.push(`${name} must be a positive integer`);
   }
   if (config.defaultTopicQueueNums > 1024) problems.push('defaultTopicQueueNums must be at most 1024');
+  if (
+    config.timerRollAfterMs !== undefined &&
+    (!Number.isInteger(config.timerRollAfterMs) || config.timerRollAfterMs <= 0)
+  ) {
+    problems.push('timerRollAfterMs must be a positive integer');
+  }
   if (!Number.isInteger(config.maxReconsumeTimes) || config.maxReconsumeTimes < 0) {
     problems.push('maxReconsumeTimes must be an integer >= 0');
   }

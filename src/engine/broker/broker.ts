@@ -163,7 +163,10 @@ export class Broker {
     );
     const storeOf = (): MessageStore => this.store;
     this.schedule = new ScheduleMessageService(storeOf, configDir, parseDelayLevels(config.messageDelayLevel));
-    this.timer = new TimerMessageService(storeOf, configDir, config.timerMaxDelayMs);
+    // Rolled well within retention (a third of it, at most daily): see timer-message-service.ts.
+    const timerRollAfterMs =
+      config.timerRollAfterMs ?? Math.min(24 * 3_600_000, Math.floor(config.store.fileReservedMs / 3));
+    this.timer = new TimerMessageService(storeOf, configDir, config.timerMaxDelayMs, timerRollAfterMs);
     this.pops = new PopService({
       store: storeOf,
       topics: this.topics,

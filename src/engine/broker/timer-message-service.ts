@@ -14,6 +14,11 @@
  * - `timerDelivered.log`: append-only 8-byte big-endian queue offsets of messages delivered at or above
  *   X (delivery order is not queue order). Rewritten atomically without the entries below X when it
  *   holds mostly those.
+ * Rolling (RocketMQ's timer rolls too): CommitLog retention deletes segments older than
+ * fileReservedMs whatever they hold, so a message waiting longer than `rollAfterMs` (a third of
+ * that, at most a day) is stored again in the timer topic, with TIMER_ROLL_TIMES counting, and its
+ * old copy counts as delivered. A pending message's record is therefore never older than retention
+ * allows, and neither is the lowest pending offset the start scan begins at.
  * Due messages are re-stored with up to 64 puts in flight. A message counts as delivered only once
  * its put succeeded; one recorder at a time then appends its offset, fdatasyncs the log and moves the
  * checkpoint over the contiguous delivered prefix, all on the thread pool. A crash repeats at most the
@@ -30,7 +35,7 @@ import { decodeRecord } from '../common/message-record.js';
 import { MessageProperty } from '../common/properties.js';
 import { parseTagExpression } from '../common/tag-expression.js';
 import { ResponseCode } from '../remoting/codes.js';
-import { GetStatus, PutStatus, type MessageStore } from '../store/api.js';
+import { PutStatus, type MessageStore } from '../store/api.js';
 import { readJsonFile, writeFileAtomic, writeFileAtomicAsync } from '../common/atomic-file.js';
 import { type HeapPositioned, IndexedMinHeap } from './min-heap.js';
 import { RequestError } from './request-error.js';
@@ -61,7 +66,12 @@ interface Pending extends HeapPositioned {
   deliverMs: number;
   queueOffset: number;
   commitLogOffset: number;
+  /** When the pass must look at it: its delivery time, its roll time, or a retry after a failure. */
+  wakeMs: number;
 }
+
+/** MessageConst.PROPERTY_TIMER_ROLL_TIMES: how often a waiting message was stored again. */
+const TIMER_ROLL_TIMES = 'TIMER_ROLL_TIMES';
 
 /** The absolute delivery time a send asks for, or undefined when it asks for none. */
 export function requestedDeliverMs(properties: Readonly<Record<string, string>>, nowMs: number): number | undefined {
@@ -83,7 +93,7 @@ function timerInteger(text: string, name: string): number {
 }
 
 export class TimerMessageService {
-  private readonly heap = new IndexedMinHeap<Pending>((a, b) => a.deliverMs < b.deliverMs);
+  private readonly heap = new IndexedMinHeap<Pending>((a, b) => a.wakeMs < b.wakeMs);
   /** By queue offset; a ChurnMap because an entry comes and goes per message (see churn-map.ts). */
   private readonly pending = new ChurnMap<number, Pending>();
   /** Delivered offsets at or above lowestPendingOffset. */
@@ -109,6 +119,8 @@ export class TimerMessageService {
     private readonly store: () => MessageStore,
     configDir: string,
     private readonly maxDelayMs: number,
+    /** A message stored this long ago and not yet due is stored again (see the header). */
+    private readonly rollAfterMs: number = 24 * 3_600_000,
   ) {
     this.checkpointPath = join(configDir, 'timerCheckpoint.json');
     this.logPath = join(configDir, 'timerDelivered.log');
@@ -143,14 +155,15 @@ export class TimerMessageService {
     return { ...message, topic: TIMER_TOPIC, queueId: 0, properties };
   }
 
-  /** After a diverted send was stored: it joins the heap. */
-  track(deliverMs: number, queueOffset: number, commitLogOffset: number): void {
+  /** After a diverted send was stored (at `storedAtMs`): it joins the heap. */
+  track(deliverMs: number, queueOffset: number, commitLogOffset: number, storedAtMs = Date.now()): void {
     if (this.stopped || this.pending.has(queueOffset) || queueOffset < this.lowestPendingOffset) return;
     if (this.deliveredAbove.has(queueOffset)) return;
-    const entry: Pending = { deliverMs, queueOffset, commitLogOffset, heapIndex: -1 };
+    const wakeMs = Math.min(deliverMs, storedAtMs + this.rollAfterMs);
+    const entry: Pending = { deliverMs, queueOffset, commitLogOffset, wakeMs, heapIndex: -1 };
     this.pending.set(queueOffset, entry);
     this.heap.push(entry);
-    if (deliverMs < this.armedForMs) this.arm();
+    if (wakeMs < this.armedForMs) this.arm();
   }
 
   /** Loads the checkpoint and the delivered log, scans the timer queue and arms the timer. */
@@ -174,13 +187,14 @@ export class TimerMessageService {
         maxMessages: SCAN_BATCH,
         filter: ALL,
       });
-      if (result.status !== GetStatus.Found) break;
       for (const record of result.records) {
         const message = decodeRecord(record);
         const deliverMs = Number(message.properties[MessageProperty.TimerDeliverMs]);
         if (!Number.isFinite(deliverMs)) continue;
-        this.track(deliverMs, message.queueOffset, message.commitLogOffset);
+        this.track(deliverMs, message.queueOffset, message.commitLogOffset, message.storeTimestamp);
       }
+      // Past units whose records retention removed, too: the pending messages after them count.
+      if (result.nextBeginOffset <= queueOffset || result.nextBeginOffset >= maxOffset) break;
       queueOffset = result.nextBeginOffset;
     }
     this.advanceLowest(store.getMaxOffsetInQueue(TIMER_TOPIC, 0));
@@ -258,7 +272,7 @@ export class TimerMessageService {
     }
     if (this.running !== undefined) return; // the running pass re-arms when it ends
     clearTimeout(this.timer);
-    this.armedForMs = next.deliverMs;
+    this.armedForMs = next.wakeMs;
     this.timer = setTimeout(
       () => {
         this.timer = undefined;
@@ -268,7 +282,7 @@ export class TimerMessageService {
           this.arm();
         });
       },
-      Math.max(0, next.deliverMs - Date.now()),
+      Math.max(0, next.wakeMs - Date.now()),
     );
   }
 
@@ -294,7 +308,7 @@ export class TimerMessageService {
           continue;
         }
         const next = this.heap.peek();
-        if (next === undefined || next.deliverMs > Date.now()) {
+        if (next === undefined || next.wakeMs > Date.now()) {
           if (puts.size === 0) return;
           // Messages falling due while puts complete join this pass rather than wait for the next.
           await Promise.race(puts);
@@ -324,6 +338,17 @@ export class TimerMessageService {
       const realQueueId = Number(message?.properties[MessageProperty.RealQueueId]);
       if (message === undefined || realTopic === undefined || !Number.isInteger(realQueueId)) {
         log.warn({ queueOffset: entry.queueOffset }, 'timer message is gone or has no REAL_TOPIC: dropped');
+      } else if (entry.deliverMs > Date.now()) {
+        // Not due, but stored long ago: store it again before retention can delete it.
+        const properties = userProperties(message);
+        properties[TIMER_ROLL_TIMES] = String(Number(properties[TIMER_ROLL_TIMES] ?? 0) + 1);
+        const put = await store.putMessage(restoreAs(message, TIMER_TOPIC, 0, properties));
+        if (put.status !== PutStatus.Ok && put.status !== PutStatus.FlushDiskTimeout) {
+          log.warn({ status: put.status }, 'rolling a timer message failed; retrying');
+          this.retryLater(entry);
+          return false;
+        }
+        this.track(entry.deliverMs, put.queueOffset, put.commitLogOffset, put.storeTimestamp);
       } else {
         const put = await store.putMessage(restoreAs(message, realTopic, realQueueId, userProperties(message)));
         if (put.status !== PutStatus.Ok && put.status !== PutStatus.FlushDiskTimeout) {
@@ -346,7 +371,7 @@ export class TimerMessageService {
   }
 
   private retryLater(entry: Pending): void {
-    entry.deliverMs = Date.now() + RETRY_AFTER_FAILURE_MS;
+    entry.wakeMs = Date.now() + RETRY_AFTER_FAILURE_MS;
     if (!this.stopped) this.heap.push(entry);
   }
 

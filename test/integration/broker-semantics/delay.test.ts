@@ -244,3 +244,53 @@ describe('delayed and timer messages', () => {
     assert.equal(final.length, 5, `each delivered once: ${final.map((m) => m.body.toString()).join(',')}`);
   });
 });
+
+describe('timer messages and CommitLog retention', () => {
+  let h: BrokerHarness;
+  before(async () => {
+    // Rolled every 300 ms here (by default a third of the 72 h retention, at most a day).
+    h = await startHarness({ timerMaxDelayMs: 60_000, timerRollAfterMs: 300 });
+    const created = await h.call(createTopicRequest('DelayRolled', 1));
+    assert.equal(created.code, ResponseCode.Success, remarkOf(created));
+    const filler = await h.call(createTopicRequest('DelayFiller', 1));
+    assert.equal(filler.code, ResponseCode.Success, remarkOf(filler));
+  });
+  after(async () => {
+    await h?.close();
+  });
+
+  it('stores a long-waiting timer message again, so it is delivered once after retention deleted its first copy', async () => {
+    const deliverAt = Date.now() + 4000;
+    const sent = await h.call(
+      sendV2Request('DelayRolled', Buffer.from('rolled'), {
+        queueId: 0,
+        properties: { TIMER_DELIVER_MS: String(deliverAt) },
+      }),
+    );
+    assert.equal(sent.code, ResponseCode.Success, remarkOf(sent));
+    // Several 64 KiB segments (the test store's size) of other traffic after the first copy.
+    for (let i = 0; i < 300; i++) {
+      const filled = await h.call(sendV2Request('DelayFiller', Buffer.alloc(1024, 1), { queueId: 0 }));
+      assert.equal(filled.code, ResponseCode.Success, remarkOf(filled));
+    }
+    await new Promise((resolve) => setTimeout(resolve, 700)); // a roll or two after the filler
+    const { deletedSegments } = await h.broker.store.runRetention(Date.now() + 10 * 24 * 3600 * 1000);
+    assert.ok(deletedSegments >= 3, `retention deleted ${deletedSegments} segments`);
+    await h.restart({ timerMaxDelayMs: 60_000, timerRollAfterMs: 300 });
+    const delivered = await eventually(
+      async () => {
+        const messages = await pullAll(h, 'DelayRolled');
+        assert.equal(messages.length, 1);
+        return messages;
+      },
+      { timeoutMs: 10_000 },
+    );
+    const [message] = delivered;
+    assert.ok(message);
+    assert.equal(message.body.toString(), 'rolled');
+    assert.ok(message.storeTimestamp >= deliverAt, 'not early');
+    assert.ok(Number(message.properties['TIMER_ROLL_TIMES']) >= 1, 'it was stored again while it waited');
+    await new Promise((resolve) => setTimeout(resolve, 800));
+    assert.equal((await pullAll(h, 'DelayRolled')).length, 1, 'delivered once');
+  });
+});
