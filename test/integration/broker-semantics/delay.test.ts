@@ -249,11 +249,44 @@ describe('timer messages and CommitLog retention', () => {
   let h: BrokerHarness;
   before(async () => {
     // Rolled every 300 ms here (by default a third of the 72 h retention, at most a day).
-    h = await startHarness({ timerMaxDelayMs: 60_000, timerRollAfterMs: 300 });
+    h = await startHarness({ messageDelayLevel: '4s', timerMaxDelayMs: 60_000, timerRollAfterMs: 300 });
     const created = await h.call(createTopicRequest('DelayRolled', 1));
     assert.equal(created.code, ResponseCode.Success, remarkOf(created));
     const filler = await h.call(createTopicRequest('DelayFiller', 1));
     assert.equal(filler.code, ResponseCode.Success, remarkOf(filler));
+    const level = await h.call(createTopicRequest('DelayExpired', 1));
+    assert.equal(level.code, ResponseCode.Success, remarkOf(level));
+  });
+
+  async function fillSegments(): Promise<void> {
+    // Several 64 KiB segments (the test store's size) of other traffic.
+    for (let i = 0; i < 300; i++) {
+      const filled = await h.call(sendV2Request('DelayFiller', Buffer.alloc(1024, 1), { queueId: 0 }));
+      assert.equal(filled.code, ResponseCode.Success, remarkOf(filled));
+    }
+  }
+
+  it('goes on delivering a delay level after retention removed messages still waiting in it', async () => {
+    const lost = await h.call(
+      sendV2Request('DelayExpired', Buffer.from('expired'), { queueId: 0, properties: { DELAY: '1' } }),
+    );
+    assert.equal(lost.code, ResponseCode.Success, remarkOf(lost));
+    await fillSegments();
+    const { deletedSegments } = await h.broker.store.runRetention(Date.now() + 10 * 24 * 3600 * 1000);
+    assert.ok(deletedSegments >= 3, `retention deleted ${deletedSegments} segments`);
+    const later = await h.call(
+      sendV2Request('DelayExpired', Buffer.from('later'), { queueId: 0, properties: { DELAY: '1' } }),
+    );
+    assert.equal(later.code, ResponseCode.Success, remarkOf(later));
+    const delivered = await eventually(
+      async () => {
+        const messages = await pullAll(h, 'DelayExpired');
+        assert.equal(messages.length, 1);
+        return messages;
+      },
+      { timeoutMs: 10_000 },
+    );
+    assert.equal(delivered[0]?.body.toString(), 'later');
   });
   after(async () => {
     await h?.close();
@@ -268,15 +301,11 @@ describe('timer messages and CommitLog retention', () => {
       }),
     );
     assert.equal(sent.code, ResponseCode.Success, remarkOf(sent));
-    // Several 64 KiB segments (the test store's size) of other traffic after the first copy.
-    for (let i = 0; i < 300; i++) {
-      const filled = await h.call(sendV2Request('DelayFiller', Buffer.alloc(1024, 1), { queueId: 0 }));
-      assert.equal(filled.code, ResponseCode.Success, remarkOf(filled));
-    }
+    await fillSegments(); // after the first copy
     await new Promise((resolve) => setTimeout(resolve, 700)); // a roll or two after the filler
     const { deletedSegments } = await h.broker.store.runRetention(Date.now() + 10 * 24 * 3600 * 1000);
     assert.ok(deletedSegments >= 3, `retention deleted ${deletedSegments} segments`);
-    await h.restart({ timerMaxDelayMs: 60_000, timerRollAfterMs: 300 });
+    await h.restart({ messageDelayLevel: '4s', timerMaxDelayMs: 60_000, timerRollAfterMs: 300 });
     const delivered = await eventually(
       async () => {
         const messages = await pullAll(h, 'DelayRolled');
