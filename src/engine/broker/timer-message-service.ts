@@ -35,7 +35,7 @@ import { decodeRecord } from '../common/message-record.js';
 import { MessageProperty } from '../common/properties.js';
 import { parseTagExpression } from '../common/tag-expression.js';
 import { ResponseCode } from '../remoting/codes.js';
-import { PutStatus, type MessageStore } from '../store/api.js';
+import { GetStatus, PutStatus, type MessageStore } from '../store/api.js';
 import { readJsonFile, writeFileAtomic, writeFileAtomicAsync } from '../common/atomic-file.js';
 import { type HeapPositioned, IndexedMinHeap } from './min-heap.js';
 import { RequestError } from './request-error.js';
@@ -187,14 +187,13 @@ export class TimerMessageService {
         maxMessages: SCAN_BATCH,
         filter: ALL,
       });
+      if (result.status !== GetStatus.Found) break;
       for (const record of result.records) {
         const message = decodeRecord(record);
         const deliverMs = Number(message.properties[MessageProperty.TimerDeliverMs]);
         if (!Number.isFinite(deliverMs)) continue;
         this.track(deliverMs, message.queueOffset, message.commitLogOffset, message.storeTimestamp);
       }
-      // Past units whose records retention removed, too: the pending messages after them count.
-      if (result.nextBeginOffset <= queueOffset || result.nextBeginOffset >= maxOffset) break;
       queueOffset = result.nextBeginOffset;
     }
     this.advanceLowest(store.getMaxOffsetInQueue(TIMER_TOPIC, 0));
