@@ -293,7 +293,7 @@ describe('timer messages and CommitLog retention', () => {
   });
 
   it('stores a long-waiting timer message again, so it is delivered once after retention deleted its first copy', async () => {
-    const deliverAt = Date.now() + 4000;
+    const deliverAt = Date.now() + 6000;
     const sent = await h.call(
       sendV2Request('DelayRolled', Buffer.from('rolled'), {
         queueId: 0,
@@ -302,7 +302,7 @@ describe('timer messages and CommitLog retention', () => {
     );
     assert.equal(sent.code, ResponseCode.Success, remarkOf(sent));
     await fillSegments(); // after the first copy
-    await new Promise((resolve) => setTimeout(resolve, 700)); // a roll or two after the filler
+    await new Promise((resolve) => setTimeout(resolve, 1000)); // rolls after the filler
     const { deletedSegments } = await h.broker.store.runRetention(Date.now() + 10 * 24 * 3600 * 1000);
     assert.ok(deletedSegments >= 3, `retention deleted ${deletedSegments} segments`);
     await h.restart({ messageDelayLevel: '4s', timerMaxDelayMs: 60_000, timerRollAfterMs: 300 });
