@@ -75,9 +75,9 @@ interface SendBatch {
 }
 
 const SEND_BATCH_MAX_MESSAGES = 256;
+const SEND_BATCH_MAX_BYTES = 32 * 1024;
 /** An unchanged topology is snapshotted again after this many snapshot intervals. */
 const SNAPSHOT_MAX_AGE_INTERVALS = 6;
-const SEND_BATCH_MAX_BYTES = 32 * 1024;
 
 /** A channel with a direct reply-to consumer. */
 export interface ReplyChannel {
@@ -653,7 +653,8 @@ export class Vhost {
   }
 
   private async persist(event: DefinitionEvent): Promise<void> {
-    // After a snapshot in flight: an event stored before it would be missing from it.
+    // Not before a snapshot in flight: stored ahead of it, the event would be undone at replay by a
+    // snapshot that does not show it.
     while (this.snapshotting !== undefined) await this.snapshotting;
     this.persistsInFlight++;
     try {

@@ -120,7 +120,7 @@ export class TimerMessageService {
     configDir: string,
     private readonly maxDelayMs: number,
     /** A message stored this long ago and not yet due is stored again (see the header). */
-    private readonly rollAfterMs: number = 24 * 3_600_000,
+    private readonly rollAfterMs: number,
   ) {
     this.checkpointPath = join(configDir, 'timerCheckpoint.json');
     this.logPath = join(configDir, 'timerDelivered.log');
