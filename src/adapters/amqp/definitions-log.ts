@@ -16,7 +16,14 @@ import { randomUUID } from 'node:crypto';
 import { PullConsumer, queueKey, type MessageQueue, type Producer, type Transport } from '../../engine/client/index.js';
 import { ErrorCode, isRbError } from '../../engine/common/errors.js';
 import { createLogger } from '../../engine/common/logger.js';
-import type { BindingDef, Definitions, ExchangeDef, ExchangeType, QueueDef } from './definitions.js';
+import {
+  type BindingDef,
+  type Definitions,
+  type ExchangeDef,
+  type ExchangeType,
+  isReservedExchangeName,
+  type QueueDef,
+} from './definitions.js';
 import { encodeFieldTable, readFieldTable, type FieldTable } from './field-table.js';
 
 const log = createLogger('amqp-definitions');
@@ -64,7 +71,7 @@ function decodeEvent(body: Buffer): DefinitionEvent | undefined {
 export function applyEvent(definitions: Definitions, event: DefinitionEvent): void {
   switch (event.op) {
     case 'exchange.declare':
-      if (event.exchange.name !== '' && !event.exchange.name.startsWith('amq.')) {
+      if (!isReservedExchangeName(event.exchange.name)) {
         definitions.exchanges.set(event.exchange.name, {
           ...event.exchange,
           type: event.exchange.type as ExchangeType,
@@ -92,7 +99,7 @@ export function applyEvent(definitions: Definitions, event: DefinitionEvent): vo
       for (const binding of definitions.allBindings()) definitions.removeBinding(binding);
       for (const name of [...definitions.queues.keys()]) definitions.deleteQueue(name);
       for (const name of [...definitions.exchanges.keys()]) {
-        if (name !== '' && !name.startsWith('amq.')) definitions.deleteExchange(name);
+        if (!isReservedExchangeName(name)) definitions.deleteExchange(name);
       }
       for (const exchange of event.exchanges) applyEvent(definitions, { op: 'exchange.declare', exchange });
       for (const queue of event.queues) applyEvent(definitions, { op: 'queue.declare', queue });

@@ -37,6 +37,11 @@ export interface BindingDef {
   arguments: FieldTable;
 }
 
+/** The default exchange and the `amq.` names: the vhost's own, never declared by clients nor stored. */
+export function isReservedExchangeName(name: string): boolean {
+  return name === '' || name.startsWith('amq.');
+}
+
 /** Exchanges every vhost has (RabbitMQ's defaults); they cannot be deleted or redeclared differently. */
 export const BUILT_IN_EXCHANGES: readonly ExchangeDef[] = [
   { name: '', type: 'direct', durable: true, autoDelete: false, internal: false, arguments: {} },

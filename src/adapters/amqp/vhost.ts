@@ -27,6 +27,7 @@ import {
   EXCHANGE_TYPES,
   type ExchangeDef,
   type ExchangeType,
+  isReservedExchangeName,
   type QueueDef,
 } from './definitions.js';
 import { applyEvent, type DefinitionEvent, DefinitionsLog } from './definitions-log.js';
@@ -248,7 +249,7 @@ export class Vhost {
     const snapshot: DefinitionEvent = {
       op: 'snapshot',
       exchanges: [...this.definitions.exchanges.values()].filter(
-        (def) => def.durable && def.name !== '' && !def.name.startsWith('amq.'),
+        (def) => def.durable && !isReservedExchangeName(def.name),
       ),
       queues: [...this.definitions.queues.values()].filter((def) => def.durable && !def.exclusive),
       bindings: this.definitions.allBindings().filter((binding) => this.bindingIsDurable(binding)),
@@ -381,7 +382,7 @@ export class Vhost {
 
   async deleteExchange(name: string, ifUnused: boolean, classId: number, methodId: number): Promise<void> {
     const def = this.definitions.exchanges.get(name);
-    if (name === '' || name.startsWith('amq.')) {
+    if (isReservedExchangeName(name)) {
       throw fail(ReplyCode.AccessRefused, `cannot delete exchange '${name}'`, classId, methodId);
     }
     if (def === undefined) return; // RabbitMQ 3.x: deleting a missing exchange succeeds.

@@ -653,8 +653,8 @@ export class DefaultMessageStore implements MessageStore {
   /**
    * The scan of RocketMQ getMessage over the units from the requested offset, at most
    * unitsToScan(request) of them. Units are decoded a chunk at a time, the first chunk as many as
-   * the messages wanted: decoding the whole scan budget up front cost a pop of 32 from a backlog
-   * 800 unit objects.
+   * the messages wanted: decoding the whole scan budget up front made a pop of 32 from a backlog
+   * decode 800 units.
    */
   private readUnits(queue: ConsumeQueue, request: GetRequest, result: GetResult): void {
     const { queueOffset, filter } = request;
@@ -705,7 +705,7 @@ export class DefaultMessageStore implements MessageStore {
         nextSegmentStart = -1;
       }
       fetched += units.length;
-      // A short chunk is the end of what is there (or of a file); otherwise go on, in larger chunks.
+      // A short chunk is the end of what the queue holds; otherwise go on, in larger chunks.
       if (units.length < chunkSize || fetched >= budget) break;
       chunkSize = Math.min(budget - fetched, Math.max(64, chunkSize * 2));
       const more = getUnits(queue, queueOffset + fetched, chunkSize);
